@@ -1,0 +1,330 @@
+"""The session record: dataclass, status machine, ids and timestamps.
+
+This module knows plain Python data only; how a record is serialised lives in
+:mod:`amux_tmux.store.codec` and how it is run lives in :mod:`amux_tmux.tmux`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import re
+import secrets as _random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from amux_tmux import exc
+
+SCHEMA_VERSION = 1
+SESSION_PREFIX = "amux-"
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+GENERATED_ID_BYTES = 5  # 10 hex digits: short to type, 2**40 to collide
+
+
+class Status(str, enum.Enum):
+    """Lifecycle status of a session record."""
+
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ORPHANED = "orphaned"
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session can never run again (hidden by ``list`` without ``--all``)."""
+        return self in ENDED
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ENDED = frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED})
+
+#: The one table of allowed status changes. Ended states have no way out.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.CREATED: frozenset({Status.STARTING, Status.FAILED, Status.STOPPED}),
+    Status.STARTING: frozenset(
+        {Status.RUNNING, Status.FAILED, Status.STOPPED, Status.COMPLETED, Status.ORPHANED}
+    ),
+    Status.RUNNING: frozenset(
+        {Status.STOPPING, Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}
+    ),
+    Status.STOPPING: frozenset(
+        {Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}
+    ),
+    Status.ORPHANED: frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED}),
+    Status.STOPPED: frozenset(),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+
+def can_transition(current: Status, target: Status) -> bool:
+    """Return whether ``current -> target`` is an allowed status change."""
+    return target in TRANSITIONS[current]
+
+
+# --- ids and names ---------------------------------------------------------------------
+
+
+def validate_id(value: object) -> str:
+    """Return ``value`` if it is a well-formed session id, else raise.
+
+    Raises
+    ------
+    InvalidSessionId
+        Before any file or tmux call can see the value.
+    """
+    if not isinstance(value, str) or ID_RE.fullmatch(value) is None:
+        raise exc.InvalidSessionId(str(value))
+    return value
+
+
+def is_valid_id(value: object) -> bool:
+    """Return whether ``value`` is a well-formed session id."""
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
+
+
+def validate_name(value: str) -> str:
+    """Return ``value`` if it is an acceptable session name, else raise ``UsageError``."""
+    if NAME_RE.fullmatch(value) is None:
+        raise exc.UsageError(
+            f"invalid session name {value[:40]!r}: use 1-64 of A-Z a-z 0-9 . _ -, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def generate_id(exists: Callable[[str], bool], attempts: int = 20) -> str:
+    """Return a fresh random id for which ``exists(id)`` is false.
+
+    Ids are all-hex, so one that happens to be all digits is as valid as any other.
+    """
+    for _ in range(attempts):
+        candidate = _random.token_hex(GENERATED_ID_BYTES)
+        if not exists(candidate):
+            return candidate
+    raise exc.StoreError(f"could not find a free session id in {attempts} attempts")
+
+
+def tmux_session_name(session_id: str) -> str:
+    """Return the tmux session name amux uses for ``session_id``."""
+    return SESSION_PREFIX + session_id
+
+
+# --- time ------------------------------------------------------------------------------
+
+_ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utcnow() -> str:
+    """Return the current UTC time as a fixed-width ISO-8601 string (sorts as text)."""
+    return format_time(dt.datetime.now(dt.UTC))
+
+
+def format_time(moment: dt.datetime) -> str:
+    """Format an aware datetime as the record's UTC ISO-8601 text."""
+    return moment.astimezone(dt.UTC).strftime(_ISO_FORMAT)
+
+
+def parse_time(value: str) -> dt.datetime:
+    """Parse a record timestamp (any ISO-8601 with offset or ``Z``) to an aware datetime."""
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def age_seconds(value: str, now: dt.datetime) -> float:
+    """Return how many seconds before ``now`` the timestamp ``value`` lies."""
+    return (now - parse_time(value)).total_seconds()
+
+
+# --- the record ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Session:
+    """One agent session, as stored in ``.amux/sessions/session-{id}.yaml``.
+
+    Instances are immutable; use :meth:`evolve` or :meth:`transition` for a changed copy.
+    ``environment`` holds masked values only (secrets are ``"***"``).
+    """
+
+    id: str
+    status: Status
+    created_at: str
+    updated_at: str
+    name: str | None = None
+    agent_id: str | None = None
+    workspace_id: str | None = None
+    tmux_socket: str | None = None
+    tmux_session: str | None = None
+    tmux_session_id: str | None = None
+    pane_id: str | None = None
+    pid: int | None = None
+    pid_create_time: float | None = None
+    command: tuple[str, ...] = ()
+    cwd: str | None = None
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    exit_code: int | None = None
+    error: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    revision: int = 0
+    schema: int = SCHEMA_VERSION
+
+    def evolve(self, **changes: Any) -> Session:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def transition(self, target: Status, **changes: Any) -> Session:
+        """Return a copy moved to ``target``; raise ``InvalidTransition`` if not allowed."""
+        if target is not self.status and not can_transition(self.status, target):
+            raise exc.InvalidTransition(self.id, self.status.value, target.value)
+        return dataclasses.replace(self, status=target, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as plain data in schema field order."""
+        data: dict[str, Any] = {}
+        for field in _FIELD_NAMES:
+            value = getattr(self, field)
+            if field == "status":
+                value = value.value
+            elif field == "command":
+                value = list(value)
+            elif field == "environment":
+                value = dict(value)
+            data[field] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> Session:
+        """Build a record from untrusted plain data, checking every type.
+
+        Raises
+        ------
+        ValueError
+            With a short reason, when anything does not fit the schema.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"record is a {type(data).__name__}, not a mapping")
+        unknown = data.keys() - _FIELD_SET
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+        kwargs: dict[str, Any] = {}
+        for field, check in _CHECKS.items():
+            if field in data:
+                kwargs[field] = check(field, data[field])
+        for required in ("id", "status", "created_at", "updated_at"):
+            if kwargs.get(required) is None:
+                raise ValueError(f"missing field {required!r}")
+        if not is_valid_id(kwargs["id"]):
+            raise ValueError(f"invalid id {kwargs['id']!r}")
+        return cls(**kwargs)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Session))
+_FIELD_SET = frozenset(_FIELD_NAMES)
+
+
+def _opt_str(field: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{field} must be text, got {type(value).__name__}")
+
+
+def _req_str(field: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{field} must be text, got {type(value).__name__}")
+
+
+def _time(field: str, value: object) -> str | None:
+    # A hand-edited file may hold an unquoted timestamp, which YAML turns into a datetime.
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return format_time(value)
+    text = _opt_str(field, value)
+    if text is not None:
+        try:
+            parse_time(text)
+        except ValueError:
+            raise ValueError(f"{field} is not an ISO-8601 time: {text[:40]!r}") from None
+    return text
+
+
+def _opt_int(field: str, value: object) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{field} must be an integer, got {type(value).__name__}")
+
+
+def _int(field: str, value: object) -> int:
+    result = _opt_int(field, value)
+    if result is None:
+        raise ValueError(f"{field} must be an integer")
+    return result
+
+
+def _opt_float(field: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+
+
+def _status(field: str, value: object) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        raise ValueError(f"{field} {value!r} is not a known status") from None
+
+
+def _command(field: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return tuple(value)
+    raise ValueError(f"{field} must be a list of strings")
+
+
+def _environment(field: str, value: object) -> dict[str, str]:
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    raise ValueError(f"{field} must map text to text")
+
+
+_CHECKS: dict[str, Callable[[str, object], Any]] = {
+    "id": _req_str,
+    "status": _status,
+    "created_at": _time,
+    "updated_at": _time,
+    "name": _opt_str,
+    "agent_id": _opt_str,
+    "workspace_id": _opt_str,
+    "tmux_socket": _opt_str,
+    "tmux_session": _opt_str,
+    "tmux_session_id": _opt_str,
+    "pane_id": _opt_str,
+    "pid": _opt_int,
+    "pid_create_time": _opt_float,
+    "command": _command,
+    "cwd": _opt_str,
+    "environment": _environment,
+    "exit_code": _opt_int,
+    "error": _opt_str,
+    "started_at": _time,
+    "stopped_at": _time,
+    "revision": _int,
+    "schema": _int,
+}
+assert set(_CHECKS) == _FIELD_SET, "every field needs a type check"

@@ -1,0 +1,401 @@
+"""``FileStore``: one YAML file per session under ``<root>/.amux/sessions/``.
+
+The file system is the source of truth. Every change is a read-modify-write under
+the record's own lock with a durable atomic write; readers take no lock because a
+rename never exposes a half-written file. The in-process cache only saves re-reading
+a file whose ``(inode, mtime_ns, size)`` is unchanged and whose mtime is old enough
+that a same-tick rewrite could not hide behind it (ext4 reuses inodes at once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from amux_tmux import exc
+from amux_tmux.model import NAME_RE, Session, Status, generate_id, utcnow, validate_id
+from amux_tmux.secrets import mask_environment
+from amux_tmux.store import atomic, codec, locks
+from amux_tmux.store.base import Mutation
+
+AMUX_DIR = ".amux"
+RECORD_PREFIX = "session-"
+RECORD_SUFFIX = ".yaml"
+# Coarser than any file system timestamp tick we know of (ext4 follows the jiffy clock).
+RACY_WINDOW_NS = 100_000_000
+QUARANTINE_LOCK_TIMEOUT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    ino: int
+    mtime_ns: int
+    size: int
+    read_at_ns: int
+    session: Session
+
+
+class FileStore:
+    """Session records as YAML files, safe for many processes at once.
+
+    Parameters
+    ----------
+    root : Path
+        The project root; records live in ``root/.amux/sessions``.
+    lock_timeout : float
+        Seconds a lifecycle step waits for a record's lock before ``LockTimeout``.
+    """
+
+    def __init__(self, root: Path, lock_timeout: float = locks.DEFAULT_TIMEOUT) -> None:
+        self.root = Path(root)
+        self.amux_dir = self.root / AMUX_DIR
+        self.sessions_dir = self.amux_dir / "sessions"
+        self.locks_dir = self.amux_dir / "locks"
+        self.quarantine_dir = self.amux_dir / "quarantine"
+        self.run_dir = self.amux_dir / "run"
+        self.lock_timeout = lock_timeout
+        #: Records found bad (and quarantined) by the last ``list`` or ``get``.
+        self.problems: list[exc.CorruptRecord] = []
+        self._cache: dict[str, _Cached] = {}
+        self._dirs_ready = False
+
+    # --- paths ---------------------------------------------------------------------
+
+    def path_for(self, session_id: str) -> Path:
+        """Return the record path for a validated id."""
+        return self.sessions_dir / f"{RECORD_PREFIX}{validate_id(session_id)}{RECORD_SUFFIX}"
+
+    def lock_path(self, name: str) -> Path:
+        """Return the lock file for a record id or a named store-wide lock."""
+        return self.locks_dir / f"{name}.lock"
+
+    def ensure_dirs(self) -> None:
+        """Create the store's directories 0700, refusing symlinks where we write."""
+        if self._dirs_ready:
+            return
+        for directory in (
+            self.amux_dir,
+            self.sessions_dir,
+            self.locks_dir,
+            self.quarantine_dir,
+            self.run_dir,
+        ):
+            try:
+                os.mkdir(directory, 0o700)
+                os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+            except FileExistsError:
+                pass
+            self._check_real_dir(directory)
+        atomic.sweep_temp_files(self.sessions_dir)
+        self._dirs_ready = True
+
+    def _check_real_dir(self, directory: Path) -> bool:
+        """Return whether ``directory`` exists; raise if it is a symlink or a file."""
+        try:
+            st = os.lstat(directory)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            raise exc.UnsafePath(str(directory), "it is a symbolic link")
+        if not stat.S_ISDIR(st.st_mode):
+            raise exc.UnsafePath(str(directory), "it is not a directory")
+        return True
+
+    # --- locking -------------------------------------------------------------------
+
+    def lock(self, session_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock of record ``session_id`` (re-entrant within one thread)."""
+        validate_id(session_id)
+        self.ensure_dirs()
+        wait = self.lock_timeout if timeout is None else timeout
+        return locks.hold(self.lock_path(session_id), f"session {session_id}", wait)
+
+    def store_lock(self, name: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+        """Hold a store-wide named lock such as ``reconcile``."""
+        self.ensure_dirs()
+        return locks.hold(self.lock_path(f"_{name}"), name, timeout)
+
+    # --- reading -------------------------------------------------------------------
+
+    def exists(self, session_id: str) -> bool:
+        """Return whether a record file exists for ``session_id``."""
+        return os.path.lexists(self.path_for(session_id))
+
+    def new_id(self) -> str:
+        """Return an id that neither a record nor a lock file uses."""
+        return generate_id(
+            lambda candidate: self.exists(candidate)
+            or os.path.lexists(self.lock_path(candidate))
+        )
+
+    def get(self, session_id: str) -> Session:
+        """Return the record for ``session_id`` as it is on disk now.
+
+        Raises
+        ------
+        SessionNotFound
+            No such record.
+        CorruptRecord
+            The file was bad; it has been moved to quarantine.
+        """
+        path = self.path_for(session_id)
+        if not self._check_real_dir(self.sessions_dir):
+            raise exc.SessionNotFound(session_id)
+        session = self._load(path, session_id, use_cache=False)
+        if session is None:
+            raise exc.SessionNotFound(session_id)
+        return session
+
+    def list(
+        self,
+        *,
+        status: Collection[Status] | None = None,
+        agent_id: str | None = None,
+        workspace_id: str | None = None,
+        include_ended: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Session]:
+        """Return matching records sorted by ``(created_at, id)``.
+
+        Bad files are quarantined and reported in :attr:`problems`; they never stop
+        the listing.
+        """
+        self.problems = []
+        sessions = [
+            s
+            for s in self._iter_all()
+            if (status is None or s.status in status)
+            and (include_ended or not s.status.ended)
+            and (agent_id is None or s.agent_id == agent_id)
+            and (workspace_id is None or s.workspace_id == workspace_id)
+        ]
+        sessions.sort(key=lambda s: (s.created_at, s.id))
+        end = None if limit is None else offset + limit
+        return sessions[offset:end]
+
+    def _iter_all(self) -> Iterator[Session]:
+        self._check_real_dir(self.amux_dir)
+        if not self._check_real_dir(self.sessions_dir):
+            return
+        seen: set[str] = set()
+        with os.scandir(self.sessions_dir) as entries:
+            names = [e.name for e in entries]
+        for name in names:
+            if not (name.startswith(RECORD_PREFIX) and name.endswith(RECORD_SUFFIX)):
+                continue  # temp files, editor backups, anything not ours
+            session_id = name[len(RECORD_PREFIX) : -len(RECORD_SUFFIX)]
+            path = self.sessions_dir / name
+            try:
+                validate_id(session_id)
+            except exc.InvalidSessionId:
+                self._quarantine(path, None, "file name holds no valid session id")
+                continue
+            seen.add(name)
+            session = self._load(path, session_id, use_cache=True)
+            if session is not None:
+                yield session
+        for stale in self._cache.keys() - seen:
+            del self._cache[stale]
+
+    def _load(self, path: Path, session_id: str, *, use_cache: bool) -> Session | None:
+        """Read one record; ``None`` if it vanished or was quarantined."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            self._cache.pop(path.name, None)
+            return None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                self._quarantine(path, session_id, "record is a symbolic link")
+                return None
+            raise exc.StoreError(f"cannot read {path}: {err.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            cached = self._cache.get(path.name)
+            if (
+                use_cache
+                and cached is not None
+                and cached.ino == st.st_ino
+                and cached.mtime_ns == st.st_mtime_ns
+                and cached.size == st.st_size
+                and cached.read_at_ns - st.st_mtime_ns > RACY_WINDOW_NS
+            ):
+                return cached.session
+            if not stat.S_ISREG(st.st_mode):
+                why = "record is not a regular file"
+            elif st.st_size > codec.MAX_RECORD_BYTES:
+                why = f"file is {st.st_size} bytes, over the {codec.MAX_RECORD_BYTES} byte limit"
+            else:
+                why = ""
+            raw = b"" if why else _read_all(fd, st.st_size)
+        finally:
+            os.close(fd)
+        read_at = time.time_ns()
+        if not why:
+            try:
+                session = Session.from_dict(codec.decode(raw))
+                if session.id != session_id:
+                    raise ValueError(f"id {session.id!r} does not match the file name")
+            except ValueError as err:
+                why = str(err)
+            else:
+                self._cache[path.name] = _Cached(
+                    st.st_ino, st.st_mtime_ns, st.st_size, read_at, session
+                )
+                return session
+        self._cache.pop(path.name, None)
+        self._quarantine(path, session_id, why, inode=st.st_ino)
+        return None
+
+    # --- quarantine ----------------------------------------------------------------
+
+    def _quarantine(
+        self, path: Path, session_id: str | None, why: str, inode: int | None = None
+    ) -> None:
+        """Move a bad file aside so it can be inspected and never breaks a listing.
+
+        Under the record's lock, and only if the file is still the one judged bad: a
+        writer may have replaced it in the meantime.
+        """
+        moved_to: str | None = None
+        try:
+            self.ensure_dirs()
+            guard: contextlib.AbstractContextManager[None] = (
+                self.lock(session_id, QUARANTINE_LOCK_TIMEOUT)
+                if session_id is not None
+                else contextlib.nullcontext()
+            )
+            with guard:
+                st = os.lstat(path)
+                if inode is not None and st.st_ino != inode:
+                    return  # replaced by a writer since we read it; the next read decides
+                stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                target = self.quarantine_dir / f"{path.name}.{stamp}.{st.st_ino}.bad"
+                os.replace(path, target)
+                atomic.fsync_dir(self.sessions_dir)
+                moved_to = str(target)
+        except FileNotFoundError:
+            return
+        except (OSError, exc.AmuxError):
+            pass  # reported below as bad but left in place; list still goes on
+        self.problems.append(exc.CorruptRecord(str(path), why, moved_to))
+
+    # --- writing -------------------------------------------------------------------
+
+    def create(self, session: Session) -> Session:
+        """Write a new record with revision 1.
+
+        Raises
+        ------
+        StoreError
+            If a record with this id exists already.
+        """
+        path = self.path_for(session.id)
+        with self.lock(session.id):
+            if os.path.lexists(path):
+                raise exc.StoreError(f"session {session.id} already exists")
+            return self._write(path, session.evolve(revision=1))
+
+    def update(self, session_id: str, mutate: Mutation) -> Session:
+        """Apply ``mutate`` to the current record under its lock and write it back.
+
+        The record is re-read inside the lock, so ``mutate`` always sees the latest
+        revision. Returning the record unchanged skips the write.
+        """
+        path = self.path_for(session_id)
+        with self.lock(session_id):
+            current = self.get(session_id)
+            changed = mutate(current)
+            if changed is current or changed == current:
+                return current
+            if changed.id != current.id:
+                raise exc.StoreError("a record's id cannot change")
+            return self._write(path, changed.evolve(revision=current.revision + 1))
+
+    def delete(self, session_id: str, check: Callable[[Session], None] | None = None) -> Session:
+        """Remove a record under its lock; ``check`` may raise to refuse.
+
+        The lock file stays: deleting it would let two processes lock two inodes.
+        """
+        path = self.path_for(session_id)
+        with self.lock(session_id):
+            current = self.get(session_id)
+            if check is not None:
+                check(current)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                raise exc.SessionNotFound(session_id) from None
+            atomic.fsync_dir(self.sessions_dir)
+            self._cache.pop(path.name, None)
+            return current
+
+    def _write(self, path: Path, session: Session) -> Session:
+        # Masking here means no caller can put a raw secret on disk, by mistake or not.
+        session = session.evolve(
+            environment=mask_environment(session.environment), updated_at=utcnow()
+        )
+        data = codec.encode(session.to_dict())
+        try:
+            atomic.write_durable(path, data)
+        except OSError as err:
+            raise exc.StoreError(
+                f"could not write session {session.id}: {err.strerror or err}; "
+                "the previous record is unchanged"
+            ) from None
+        # Not cached: a write is by definition inside the racy window; the next read fills it.
+        self._cache.pop(path.name, None)
+        return session
+
+    # --- references ----------------------------------------------------------------
+
+    def resolve(self, ref: str) -> Session:
+        """Find one record by full id, exact name, or unique id prefix.
+
+        Raises
+        ------
+        InvalidSessionId
+            ``ref`` could be neither an id, a prefix nor a name.
+        AmbiguousReference
+            Several records match.
+        SessionNotFound
+            None does.
+        """
+        if NAME_RE.fullmatch(ref) is None:
+            raise exc.InvalidSessionId(ref)
+        with contextlib.suppress(exc.InvalidSessionId, exc.SessionNotFound):
+            return self.get(ref)
+        everything = self.list()
+        named = [s for s in everything if s.name == ref]
+        if len(named) > 1:
+            # Names are unique among live sessions; ended ones may repeat a name.
+            named = [s for s in named if not s.status.ended] or named
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise exc.AmbiguousReference(ref, [s.id for s in named])
+        prefixed = [s for s in everything if s.id.startswith(ref)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if prefixed:
+            raise exc.AmbiguousReference(ref, [s.id for s in prefixed])
+        raise exc.SessionNotFound(ref)
+
+
+def _read_all(fd: int, size_hint: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = codec.MAX_RECORD_BYTES + 1
+    while remaining > 0:
+        chunk = os.read(fd, min(max(size_hint, 4096), remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
