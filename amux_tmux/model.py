@@ -23,7 +23,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 GENERATED_ID_BYTES = 5  # 10 hex digits: short to type, 2**40 to collide
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Lifecycle status of a session record."""
 
     CREATED = "created"
@@ -55,9 +55,7 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.RUNNING: frozenset(
         {Status.STOPPING, Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}
     ),
-    Status.STOPPING: frozenset(
-        {Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}
-    ),
+    Status.STOPPING: frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}),
     Status.ORPHANED: frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED}),
     Status.STOPPED: frozenset(),
     Status.COMPLETED: frozenset(),
@@ -284,7 +282,7 @@ def _opt_float(field: str, value: object) -> float | None:
 
 def _status(field: str, value: object) -> Status:
     try:
-        return Status(value)
+        return Status(value) if isinstance(value, str) else Status("")
     except ValueError:
         raise ValueError(f"{field} {value!r} is not a known status") from None
 
