@@ -28,7 +28,11 @@ SECRET_SUFFIXES = (
     "PRIVATEKEY", "CREDENTIAL", "CREDENTIALS", "PASSPHRASE",
 )  # fmt: skip
 #: A name with one of these words is public by declaration (``NEXT_PUBLIC_API_KEY``).
-PUBLIC_WORDS = frozenset({"PUBLIC", "PUB"})
+#: Not ``PUB``: it also abbreviates pub.dev and Pub/Sub, whose tokens are real secrets.
+PUBLIC_WORDS = frozenset({"PUBLIC"})
+#: Beside one of these, ``TOKEN(S)`` counts LLM tokens (``CLAUDE_CODE_MAX_OUTPUT_TOKENS``).
+QUANTITY_WORDS = frozenset({"MAX", "MIN", "LIMIT", "LIMITS", "COUNT", "NUM", "BUDGET"})
+_COUNTABLE_WORDS = frozenset({"TOKEN", "TOKENS"})
 #: Names that look secret by their words but never are.
 ALLOWED_NAMES = frozenset(
     {
@@ -49,14 +53,18 @@ _TOKEN_PATTERNS = (
     r"(?:AKIA|ASIA)[A-Z0-9]{16}",  # AWS access key ids
     r"xox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
     r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",  # JWT
-    r"-----BEGIN[A-Z ]*PRIVATE KEY-----",  # PEM private keys
+    # PEM private keys, through the END line -- or to the end of a truncated text, since
+    # the base64 body is the secret and the BEGIN line alone is not.
+    r"-----BEGIN[A-Z ]*PRIVATE KEY[A-Z ]*-----(?s:.*?-----END[A-Z ]*PRIVATE KEY[A-Z ]*-----|.*)",
     r"AIza[0-9A-Za-z_\-]{30,}",  # Google API keys
-    r"(?:sk|rk)_live_[A-Za-z0-9]{16,}",  # Stripe
+    r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe (test keys open an account too)
     r"glpat-[A-Za-z0-9_\-]{20,}",  # GitLab
 )
-_TOKEN_RE = re.compile("|".join(f"(?:{p})" for p in _TOKEN_PATTERNS))
-# scheme://user:PASSWORD@host -- only the password part is secret.
-_URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)@")
+# Not glued to a letter or digit: "task-scheduler-worker-pool" holds no OpenAI key.
+_TOKEN_RE = re.compile("(?<![A-Za-z0-9])(?:" + "|".join(f"(?:{p})" for p in _TOKEN_PATTERNS) + ")")
+# scheme://user:PASSWORD@host -- only the password part is secret. It runs to the last
+# "@" of the authority (as urllib splits it), so a raw "@" in it cannot leak the rest.
+_URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^\s/]+)@")
 
 
 def name_words(name: str) -> list[str]:
@@ -74,7 +82,11 @@ def is_secret_name(name: str) -> bool:
     words = name_words(name)
     if any(word in PUBLIC_WORDS for word in words):
         return False
-    return any(word in SECRET_WORDS or word.endswith(SECRET_SUFFIXES) for word in words)
+    flagged = {word for word in words if word in SECRET_WORDS or word.endswith(SECRET_SUFFIXES)}
+    if not flagged:
+        return False
+    # A token budget is a number the user wants to see; any other secret word still wins.
+    return not (flagged <= _COUNTABLE_WORDS and any(word in QUANTITY_WORDS for word in words))
 
 
 def has_secret_value(value: str) -> bool:
@@ -97,11 +109,14 @@ def mask_value(name: str, value: str) -> str:
     A secret name or a credential token masks the whole value; a URL with a password
     keeps everything but the password. Masking a masked value changes nothing.
     """
-    if value == MASK:
-        return value
-    if is_secret_name(name) or _TOKEN_RE.search(value) is not None:
+    if value == MASK or is_secret_name(name):
         return MASK
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", value)
+    # Passwords first, so a token that is only a URL's password (a git remote with a
+    # PAT) leaves the URL readable; a token anywhere else still masks it all.
+    masked = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", value)
+    if _TOKEN_RE.search(masked) is not None:
+        return MASK
+    return masked
 
 
 def mask_environment(environment: Mapping[str, str]) -> dict[str, str]:

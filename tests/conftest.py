@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
+from amux_tmux.manager import Manager
 from amux_tmux.store import FileStore
+from amux_tmux.tmux import socket_path_for
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -65,3 +73,61 @@ def _no_default_server(_private_tmux_tmpdir: pathlib.Path) -> Iterator[None]:
 def store(tmp_path: pathlib.Path) -> FileStore:
     """A FileStore in a fresh temporary root."""
     return FileStore(tmp_path)
+
+
+AGENT = pathlib.Path(__file__).parent / "agents" / "agent.py"
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def agent_command(*args: str) -> list[str]:
+    """Return the argv of the test agent (see tests/agents/agent.py)."""
+    return [sys.executable, str(AGENT), *args]
+
+
+@pytest.fixture
+def socket_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh tmux socket name; its server is killed after the test, pass or fail."""
+    name = f"amuxt{os.getpid()}x{next(_socket_counter)}"
+    yield name
+    path = socket_path_for(name)
+    tmux = shutil.which("tmux")
+    if tmux and os.path.exists(path):
+        subprocess.run(
+            [tmux, "-S", path, "kill-server"], capture_output=True, timeout=10, check=False
+        )
+    pathlib.Path(path).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def manager(store: FileStore, socket_name: str) -> Manager:
+    """A Manager on a private socket with a short grace period."""
+    return Manager(store, socket=socket_name, grace=30.0)
+
+
+@pytest.fixture
+def tmux_cli(socket_name: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run raw tmux on the test socket (an oracle independent of amux_tmux.tmux)."""
+    path = socket_path_for(socket_name)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-S", path, *args], capture_output=True, text=True, timeout=10, check=False
+        )
+
+    return run
+
+
+_socket_counter = itertools.count()

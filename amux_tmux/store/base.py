@@ -52,7 +52,8 @@ class SessionStore(Protocol):
         """Find one record by full id, exact name or unique id prefix."""
         ...
 
-    def lock(self, session_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+    def lock(
+        self, session_id: str, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """Hold the record's lock (for multi-step work such as starting tmux)."""
         ...
-

@@ -70,7 +70,7 @@ def decode(raw: bytes) -> dict[str, Any]:
     if _ANCHOR_HINT.search(text) and _has_anchor(text):
         raise DecodeError("anchors and aliases are not allowed")
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a safe loader
     except yaml.YAMLError as err:
         raise DecodeError(f"invalid YAML: {_one_line(err)}") from None
     except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as err:

@@ -109,7 +109,9 @@ class FileStore:
 
     # --- locking -------------------------------------------------------------------
 
-    def lock(self, session_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+    def lock(
+        self, session_id: str, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """Hold the lock of record ``session_id`` (re-entrant within one thread)."""
         validate_id(session_id)
         self.ensure_dirs()
@@ -130,8 +132,7 @@ class FileStore:
     def new_id(self) -> str:
         """Return an id that neither a record nor a lock file uses."""
         return generate_id(
-            lambda candidate: self.exists(candidate)
-            or os.path.lexists(self.lock_path(candidate))
+            lambda candidate: self.exists(candidate) or os.path.lexists(self.lock_path(candidate))
         )
 
     def get(self, session_id: str) -> Session:
