@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from amux_tmux.secrets import MASK
+
 try:
     from yaml import CSafeDumper as _BaseDumper
     from yaml import CSafeLoader as _Loader
@@ -34,6 +36,16 @@ class DecodeError(ValueError):
 class _Dumper(_BaseDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
+    # A mask is written exactly as `"***"`, the form people and greps look for.
+    if data == MASK:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def encode(data: dict[str, Any]) -> bytes:
