@@ -15,7 +15,6 @@ import errno
 import json
 import os
 import re
-import secrets as _random
 import shlex
 import signal
 import sys
@@ -239,7 +238,7 @@ class Manager:
         argv = [sys.executable, "-I", "-S", str(Path(launch.__file__).resolve())]
         fifo: Path | None = None
         if secret:
-            fifo = self.store.run_dir / f"{sid}-{_random.token_hex(4)}.fifo"
+            fifo = self.store.run_dir / f"{sid}-{os.urandom(4).hex()}.fifo"
             os.mkfifo(fifo, 0o600)
             argv += ["--secrets", str(fifo)]
         argv += ["--", *command]
@@ -288,7 +287,9 @@ class Manager:
     ) -> Session:
         policy = rec.Policy(remove=False, grace=self.grace, exits_skip_grace=True)
         now = dt.datetime.now(dt.UTC)
-        actions = [a for a in rec.judge(session, pane, now, policy) if a.kind in rec.MARK_STATUS]
+        ctime = pid_create_time(session.pid) if pane and pane.pane_dead and session.pid else None
+        judged = rec.judge(session, pane, now, policy, ctime)
+        actions = [a for a in judged if a.kind in rec.MARK_STATUS]
         if not actions:
             return session
         outcomes = rec.apply(actions, self._effects(self.backend_for(session), live), policy)
@@ -434,7 +435,9 @@ class Manager:
                     emit(line)
             seen = current
             if pane.pane_dead:
-                return self.store.get(looked.session.id)
+                record = self.store.get(looked.session.id)
+                if record.status.ended:
+                    return record
             time.sleep(interval)
             live = backend.list_live()
             found = rec.match([looked.session], live).get(looked.session.id)
@@ -502,7 +505,7 @@ class Manager:
             times = {
                 r.pid: pid_create_time(r.pid)
                 for r in records
-                if r.pid is not None and r.id in matched and not matched[r.id].pane_dead
+                if r.pid is not None and r.id in matched
             }
             now = dt.datetime.now(dt.UTC)
             actions = rec.plan(records, live, now, policy, times)
@@ -549,11 +552,15 @@ def _terminate(pid: int, create_time: float | None, timeout: float) -> None:
         if create_time is not None and abs(proc.create_time() - create_time) > 1.0:
             return  # the pid now belongs to someone else
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout)
-    except psutil.TimeoutExpired:
-        pass  # kill-session follows and sends SIGHUP
+        # Not our child, so wait() cannot reap it: poll until it is gone or a zombie
+        # (tmux, its parent, may be slow to reap or never do it).
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
     except psutil.Error:
-        pass
+        pass  # gone; or kill-session follows and sends SIGHUP
 
 
 def _hand_over(fifo: Path, secret: Mapping[str, str], timeout: float) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import os
 import re
-import secrets as _random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -105,7 +105,7 @@ def generate_id(exists: Callable[[str], bool], attempts: int = 20) -> str:
     Ids are all-hex, so one that happens to be all digits is as valid as any other.
     """
     for _ in range(attempts):
-        candidate = _random.token_hex(GENERATED_ID_BYTES)
+        candidate = os.urandom(GENERATED_ID_BYTES).hex()
         if not exists(candidate):
             return candidate
     raise exc.StoreError(f"could not find a free session id in {attempts} attempts")

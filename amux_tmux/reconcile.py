@@ -157,17 +157,33 @@ def judge(
             return []
         return [act(Kind.MARK_ORPHANED, "tmux session is gone")]
     if exited:
-        code = pane.pane_dead_status
+        code, signal = pane.pane_dead_status, pane.pane_dead_signal
         if code == 0:
             return [act(Kind.MARK_COMPLETED, "agent exited with status 0", 0)]
-        why = f"agent exited with status {code}" if code is not None else "agent was killed"
-        return [act(Kind.MARK_FAILED, why, code)]
+        if code is not None:
+            return [act(Kind.MARK_FAILED, f"agent exited with status {code}", code)]
+        if signal is not None:
+            return [act(Kind.MARK_FAILED, f"agent was killed by signal {signal}")]
+        if pane.pane_dead_time is None and _same_process(record, pid_create_time):
+            # tmux marks a pane dead when its pty closes, a moment before it reaps the
+            # agent and learns how it ended; the next look will know.
+            return []
+        return [act(Kind.MARK_FAILED, "agent ended; tmux did not report how")]
     stale = _not_our_process(record, pane, pid_create_time)
     if stale:
         if policy.remove:
             return [act(Kind.REMOVE_RECORD, stale)]
         return [] if status is Status.ORPHANED else [act(Kind.MARK_ORPHANED, stale)]
     return []
+
+
+def _same_process(record: Session, pid_create_time: float | None) -> bool:
+    """Whether the recorded pid still names the process this record started."""
+    if pid_create_time is None:
+        return False
+    if record.pid_create_time is None:
+        return True
+    return abs(pid_create_time - record.pid_create_time) <= PID_TIME_SLACK
 
 
 def _not_our_process(record: Session, pane: LivePane, pid_create_time: float | None) -> str:
@@ -228,7 +244,10 @@ def plan(
         pane = matched.get(record.id)
         ctime = times.get(record.pid) if record.pid is not None else None
         actions.extend(judge(record, pane, now, policy, ctime))
-    known = {record.id for record in records}
+    # A record this plan removes no longer owns its session, which would otherwise be
+    # found ownerless (and killed) only by the next run.
+    removed = {a.session_id for a in actions if a.kind is Kind.REMOVE_RECORD}
+    known = {record.id for record in records} - removed
     for pane in live.values():
         actions.extend(judge_session(pane, known, now, policy))
     return actions
@@ -270,7 +289,9 @@ def apply(actions: Sequence[Action], effects: Effects, policy: Policy) -> list[O
         except _Changed:
             outcomes.append(Outcome(action, False, ""))
             continue
-        except exc.AmuxError as err:
+        except (exc.AmuxError, OSError) as err:
+            # One failure must not stop the others; the OSError arm is for effects that
+            # did not translate theirs.
             outcomes.append(Outcome(action, False, str(err)))
             continue
         outcomes.append(Outcome(action, done, detail))

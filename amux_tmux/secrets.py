@@ -64,7 +64,11 @@ _TOKEN_PATTERNS = (
 _TOKEN_RE = re.compile("(?<![A-Za-z0-9])(?:" + "|".join(f"(?:{p})" for p in _TOKEN_PATTERNS) + ")")
 # scheme://user:PASSWORD@host -- only the password part is secret. It runs to the last
 # "@" of the authority (as urllib splits it), so a raw "@" in it cannot leak the rest.
-_URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^\s/]+)@")
+# The look-behind anchors the scheme at its start, so a long run of letters is scanned
+# once, not once per starting position.
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<head>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^\s/]+)@"
+)
 
 
 def name_words(name: str) -> list[str]:

@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from amux_tmux import exc
+from amux_tmux.procs import zombie_exit
 from amux_tmux.secrets import scrub_environ
 
 MIN_VERSION = (3, 2)
@@ -41,6 +42,8 @@ _LIVE_FIELDS = (
     "pane_pid",
     "pane_dead",
     "pane_dead_status",
+    "pane_dead_signal",
+    "pane_dead_time",
 )
 _LIVE_FORMAT = _SEP.join(f"#{{{field}}}" for field in _LIVE_FIELDS)
 _SPAWN_FORMAT = _SEP.join(
@@ -66,6 +69,10 @@ class LivePane:
     pane_pid: int | None
     pane_dead: bool
     pane_dead_status: int | None
+    #: Set when a signal ended the agent (tmux >= 3.3; else never).
+    pane_dead_signal: int | None = None
+    #: When tmux saw the pane die (epoch seconds), if it says.
+    pane_dead_time: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -309,9 +316,9 @@ def _parse_live(line: str) -> LivePane | None:
     parts = line.split(_SEP)
     if len(parts) != len(_LIVE_FIELDS):
         return None
-    sid, name, created, owner, orphan, pane_id, _index, pid, dead, status = parts
+    sid, name, created, owner, orphan, pane_id, _index, pid, dead, status, signal, died = parts
     try:
-        return LivePane(
+        pane = LivePane(
             session_id=sid,
             session_name=name,
             session_created=int(created or 0),
@@ -321,7 +328,16 @@ def _parse_live(line: str) -> LivePane | None:
             pane_pid=int(pid) if pid.isdigit() else None,
             pane_dead=dead == "1",
             pane_dead_status=int(status) if status.lstrip("-").isdigit() else None,
+            pane_dead_signal=int(signal) if signal.isdigit() else None,
+            pane_dead_time=int(died) if died.isdigit() else None,
         )
+        if pane.pane_dead and pane.pane_dead_status is None and pane.pane_dead_signal is None:
+            known = zombie_exit(pane.pane_pid) if pane.pane_pid else None
+            if known is not None:
+                pane = dataclasses.replace(
+                    pane, pane_dead_status=known[0], pane_dead_signal=known[1]
+                )
+        return pane
     except ValueError:
         return None
 

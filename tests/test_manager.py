@@ -172,7 +172,7 @@ def test_follow_stops_when_agent_exits(manager: Manager) -> None:
     assert "one" in seen
     assert "two" in seen
     assert final.status is Status.FAILED
-    assert final.exit_code == 4
+    assert final.exit_code == 4, final
 
 
 def test_start_failure_marks_record_failed(

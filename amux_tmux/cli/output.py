@@ -14,10 +14,18 @@ from amux_tmux.model import Session, parse_time
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
-    """Print ``data`` as JSON (one document, newline-terminated)."""
+    """Print ``data`` as JSON (one document, newline-terminated).
+
+    A list prints one compact item per line: indenting makes ``json`` fall back from its
+    C encoder to Python, which tripled the time of ``ls --json`` on 1,000 records.
+    """
     out = stream or sys.stdout
-    json.dump(data, out, indent=2, sort_keys=False, default=str)
-    out.write("\n")
+    if isinstance(data, list):
+        items = ",\n".join(json.dumps(item, default=str) for item in data)
+        out.write(f"[\n{items}\n]\n" if items else "[]\n")
+    else:
+        json.dump(data, out, indent=2, default=str)
+        out.write("\n")
 
 
 def record_json(observed: Observed) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections import Counter
 
@@ -62,7 +63,7 @@ def summary(report: ReconcileReport) -> str:
 
 def command_reconcile(args: argparse.Namespace) -> int:
     """Run one reconcile; exit 0 'busy' if another run holds the lock."""
-    if args.grace < 0:
+    if not math.isfinite(args.grace) or args.grace < 0:
         raise exc.UsageError("--grace takes seconds >= 0")
     manager = make_manager(args)
     policy = rec.Policy(remove=args.remove, grace=args.grace)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
 TEMP_MAX_AGE = 3600.0
+
+
+class NotDurableError(OSError):
+    """The new bytes replaced the old ones, but the rename may not survive a crash."""
 
 
 def write_durable(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
@@ -28,10 +31,14 @@ def write_durable(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
 
     Raises
     ------
+    NotDurableError
+        ``path`` holds the new bytes, but flushing the directory failed.
     OSError
         Whatever the file system said; ``path`` then still holds its old bytes.
     """
     directory = path.parent
+    import tempfile  # not needed by readers; saves ~3 ms of every `list`
+
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".yaml", dir=directory)
     try:
         # mkstemp already uses 0600; fchmod pins it whatever umask says.
@@ -51,7 +58,10 @@ def write_durable(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    fsync_dir(directory)
+    try:
+        fsync_dir(directory)
+    except OSError as err:
+        raise NotDurableError(err.errno, err.strerror) from err
     return stat
 
 

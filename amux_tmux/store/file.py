@@ -79,6 +79,9 @@ class FileStore:
         """Create the store's directories 0700, refusing symlinks where we write."""
         if self._dirs_ready:
             return
+        if not self.root.is_dir():
+            # Creating a mistyped --root (and its parents) would scatter records.
+            raise exc.UnsafePath(str(self.root), "the root directory does not exist")
         for directory in (
             self.amux_dir,
             self.sessions_dir,
@@ -86,12 +89,13 @@ class FileStore:
             self.quarantine_dir,
             self.run_dir,
         ):
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(directory, 0o700)
-                os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-            except FileExistsError:
-                pass
             self._check_real_dir(directory)
+            # mkdir's mode is filtered by the umask, and an existing directory may have
+            # been made by hand: session records are nobody else's business.
+            if stat.S_IMODE(os.stat(directory).st_mode) != 0o700:
+                os.chmod(directory, 0o700)
         atomic.sweep_temp_files(self.sessions_dir)
         self._dirs_ready = True
 
@@ -148,8 +152,11 @@ class FileStore:
         path = self.path_for(session_id)
         if not self._check_real_dir(self.sessions_dir):
             raise exc.SessionNotFound(session_id)
+        reported = len(self.problems)
         session = self._load(path, session_id, use_cache=False)
         if session is None:
+            if len(self.problems) > reported:
+                raise self.problems[-1]
             raise exc.SessionNotFound(session_id)
         return session
 
@@ -334,7 +341,12 @@ class FileStore:
                 os.unlink(path)
             except FileNotFoundError:
                 raise exc.SessionNotFound(session_id) from None
-            atomic.fsync_dir(self.sessions_dir)
+            except OSError as err:
+                raise exc.StoreError(
+                    f"could not remove session {session_id}: {err.strerror or err}"
+                ) from None
+            with contextlib.suppress(OSError):
+                atomic.fsync_dir(self.sessions_dir)  # the unlink happened; durability only
             self._cache.pop(path.name, None)
             return current
 
@@ -346,6 +358,12 @@ class FileStore:
         data = codec.encode(session.to_dict())
         try:
             atomic.write_durable(path, data)
+        except atomic.NotDurableError as err:
+            self._cache.pop(path.name, None)
+            raise exc.StoreError(
+                f"session {session.id} was written, but flushing its directory failed "
+                f"({err.strerror or err}); it may not survive a crash"
+            ) from None
         except OSError as err:
             raise exc.StoreError(
                 f"could not write session {session.id}: {err.strerror or err}; "

@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""Benchmarks for amux_tmux, each beside its raw floor measured in the same run.
+
+Usage::
+
+    scripts/bench.py store       [--sizes 1000,10000] [--repeat 7]
+    scripts/bench.py lifecycle   [--count 30] [--records 1000]
+    scripts/bench.py reconcile   [--records 500]
+    scripts/bench.py all
+
+Everything runs in a temporary root on a private tmux server (its own TMUX_TMPDIR), which
+is killed and removed at the end, however the run ends. Numbers are medians; "ratio" is
+ours / floor. These are measurements, not tests: goals are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+
+from amux_tmux.manager import Manager, StartSpec, pid_create_time  # noqa: E402
+from amux_tmux.model import Session, Status, format_time, generate_id  # noqa: E402
+from amux_tmux.store import FileStore, codec  # noqa: E402
+from amux_tmux.tmux import socket_path_for  # noqa: E402
+
+try:
+    from yaml import CSafeLoader as FloorLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as FloorLoader  # type: ignore[assignment]
+
+CLI = [sys.executable, "-m", "amux_tmux"]
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``fn`` in milliseconds over ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def row(what: str, ours: float, floor: float | None, goal: str = "", unit: str = "ms") -> None:
+    ratio = f"{ours / floor:6.2f}x" if floor else "      -"
+    floor_s = f"{floor:9.2f}" if floor is not None else "        -"
+    print(f"  {what:<44} {ours:9.2f} {unit:<3} floor {floor_s} {unit:<3} ratio {ratio}  {goal}")
+
+
+@contextlib.contextmanager
+def sandbox() -> Iterator[tuple[Path, str]]:
+    """A temp root and a private socket name; the tmux server and files go at the end."""
+    base = Path(tempfile.mkdtemp(prefix="amux-bench."))
+    saved = {k: os.environ.get(k) for k in ("TMUX_TMPDIR", "TMUX", "TMUX_PANE")}
+    os.environ["TMUX_TMPDIR"] = str(base / "tmux")
+    (base / "tmux").mkdir()
+    os.environ.pop("TMUX", None)
+    os.environ.pop("TMUX_PANE", None)
+    socket = f"bench{os.getpid()}"
+    (base / "root").mkdir()
+    try:
+        yield base / "root", socket
+    finally:
+        subprocess.run(
+            ["tmux", "-S", socket_path_for(socket), "kill-server"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def fake_record(sid: str, **fields: object) -> Session:
+    now = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    base: dict[str, object] = {
+        "id": sid,
+        "status": Status.RUNNING,
+        "created_at": now,
+        "updated_at": now,
+        "name": None,
+        "agent_id": "claude",
+        "workspace_id": "ws-bench",
+        "command": ("claude", "--dangerously-skip-permissions"),
+        "cwd": "/home/me/project",
+        "environment": {"ANTHROPIC_API_KEY": "***", "NODE_ENV": "production"},
+        "revision": 3,
+    }
+    base.update(fields)
+    return Session(**base)  # type: ignore[arg-type]
+
+
+def populate(store: FileStore, records: list[Session]) -> None:
+    """Write records straight to disk (no fsync: this is set-up, not the thing measured)."""
+    store.ensure_dirs()
+    for record in records:
+        store.path_for(record.id).write_bytes(codec.encode(record.to_dict()))
+    # Let the files age past the cache's racy window, as real records have.
+    time.sleep(0.2)
+
+
+def new_ids(count: int) -> list[str]:
+    seen: set[str] = set()
+    return [generate_id(lambda c: c in seen or seen.add(c) is not None) for _ in range(count)]
+
+
+def raw_list(directory: Path) -> list[object]:
+    """The floor for ``list``: scandir, read each file, CSafeLoader, nothing else."""
+    out = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            with open(entry.path, "rb") as f:
+                out.append(yaml.load(f.read(), Loader=FloorLoader))
+    return out
+
+
+def raw_write(path: Path, data: bytes) -> None:
+    """The floor for a durable write: temp file, fsync, rename, fsync dir (no lock)."""
+    tmp = path.with_name(path.name + ".floor")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def tmux(socket: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["tmux", "-S", socket_path_for(socket), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def cli_ms(args: list[str], repeat: int) -> float:
+    def run() -> None:
+        subprocess.run(args, capture_output=True, check=True, timeout=60)
+
+    run()  # warm the page cache and .pyc files
+    return median_ms(run, repeat)
+
+
+# --- store ---------------------------------------------------------------------------
+
+
+def bench_store(sizes: list[int], repeat: int) -> None:
+    print("store: list (cold = new FileStore, warm = cached) and durable single writes")
+    for size in sizes:
+        with sandbox() as (root, _socket):
+            store = FileStore(root)
+            populate(store, [fake_record(sid) for sid in new_ids(size)])
+            directory = store.sessions_dir
+            raw_list(directory)  # warm the page cache for both sides
+            floor = median_ms(lambda d=directory: raw_list(d), repeat)  # type: ignore[misc]
+            cold = median_ms(lambda r=root: FileStore(r).list(), repeat)  # type: ignore[misc]
+            warm_store = FileStore(root)
+            warm_store.list()
+            warm = median_ms(warm_store.list, repeat)
+            assert len(FileStore(root).list()) == size
+            row(f"list {size:>6} records, cold", cold, floor, "goal <= 1.5x")
+            row(f"list {size:>6} records, warm cache", warm, floor)
+
+    with sandbox() as (root, _socket):
+        store = FileStore(root)
+        record = store.create(fake_record(new_ids(1)[0]))
+        n = max(repeat * 30, 200)
+        counter = iter(range(10**9))
+        update = median_ms(
+            lambda: store.update(record.id, lambda s: s.evolve(exit_code=next(counter) % 200)),
+            n,
+        )
+        create_ids = iter(new_ids(n))
+        create = median_ms(lambda: store.create(fake_record(next(create_ids))), n)
+        data = store.path_for(record.id).read_bytes()
+        target = root / "floor.yaml"
+        floor = median_ms(lambda: raw_write(target, data), n)
+        row("update (lock, re-read, fsync, rename, fsync dir)", update, floor, "goal <= 2 ms")
+        row("create (lock, fsync, rename, fsync dir)", create, floor)
+
+
+# --- lifecycle -----------------------------------------------------------------------
+
+
+def bench_lifecycle(count: int, records: int, repeat: int) -> None:
+    print("lifecycle: in-process start/stop against raw tmux, and the whole `list` CLI")
+    with sandbox() as (root, socket):
+        manager = Manager(FileStore(root), socket=socket)
+        sleeper = ["sleep", "100000"]
+        # Server start-up is a one-off cost that neither side should carry.
+        tmux(socket, "new-session", "-d", "-s", "keepalive", "--", *sleeper)
+        manager.backend.check_version()
+        raw_start, raw_stop, starts, stops = [], [], [], []
+        for i in range(count):
+            t0 = time.perf_counter()
+            tmux(socket, "new-session", "-d", "-s", f"raw{i}", "--", *sleeper)
+            raw_start.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            session = manager.start(StartSpec(command=sleeper, cwd=str(root.parent)))
+            starts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            tmux(socket, "kill-session", "-t", f"=raw{i}")
+            raw_stop.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            manager.stop(session.id, timeout=5)
+            stops.append(time.perf_counter() - t0)
+        med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
+        goal = "goal <= 25 ms"
+        row("start (record + tmux session, in-process)", med(starts), med(raw_start), goal)
+        row("stop (SIGTERM, kill-session, record)", med(stops), med(raw_stop))
+
+    with sandbox() as (root, socket):
+        store = FileStore(root)
+        populate(store, [fake_record(sid) for sid in new_ids(records)])
+        floor = cli_ms([sys.executable, "-c", "pass"], repeat)
+        ls = cli_ms([*CLI, "--root", str(root), "--socket", socket, "ls"], repeat)
+        ls_json = cli_ms([*CLI, "--root", str(root), "--socket", socket, "--json", "ls"], repeat)
+        row(f"`amux-tmux ls`, {records} records, whole CLI", ls, floor, "goal <= 150 ms")
+        row(f"`amux-tmux --json ls`, {records} records", ls_json, floor)
+        print("    (floor: `python -c pass`)")
+
+
+# --- reconcile -----------------------------------------------------------------------
+
+
+def bench_reconcile(records: int, repeat: int) -> None:
+    half = records // 2
+    print(
+        f"reconcile: {records} records vs {records} live sessions; "
+        f"{half} records lost their session, {half} sessions lost their record"
+    )
+    with sandbox() as (root, socket):
+        store = FileStore(root)
+        ids = new_ids(records + half)
+        matched, orphan_records, orphan_sessions = ids[:half], ids[half:records], ids[records:]
+        script = root.parent / "spawn.tmux"
+        lines = []
+        for sid in matched + orphan_sessions:
+            lines.append(f"new-session -d -s amux-{sid} -- sleep 100000")
+            lines.append(f"set-option -t =amux-{sid}: @amux_id {sid}")
+        script.write_text("\n".join(lines) + "\n")
+        tmux(socket, "new-session", "-d", "-s", "keepalive", "--", "sleep", "100000")
+        result = tmux(socket, "source-file", str(script))
+        if result.returncode != 0:
+            sys.exit(f"bench: could not create sessions: {result.stderr.strip()}")
+        listing = tmux(socket, "list-panes", "-a", "-F", "#{session_name} #{pane_id} #{pane_pid}")
+        panes = {
+            name: (pane, int(pid))
+            for name, pane, pid in (line.split() for line in listing.stdout.splitlines())
+        }
+        sock_path = socket_path_for(socket)
+        recs = []
+        for sid in matched:
+            pane, pid = panes[f"amux-{sid}"]
+            recs.append(
+                fake_record(
+                    sid,
+                    tmux_socket=sock_path,
+                    tmux_session=f"amux-{sid}",
+                    pane_id=pane,
+                    pid=pid,
+                    pid_create_time=pid_create_time(pid),
+                )
+            )
+        for sid in orphan_records:
+            recs.append(fake_record(sid, tmux_socket=sock_path, tmux_session=f"amux-{sid}"))
+        populate(store, recs)
+
+        args = [*CLI, "--root", str(root), "--socket", socket, "--json"]
+        detect = [*args, "reconcile", "--dry-run", "--grace", "0"]
+        out = json.loads(subprocess.run(detect, capture_output=True, check=True).stdout)
+        kinds: dict[str, int] = {}
+        for action in out["actions"]:
+            kinds[action["action"]] = kinds.get(action["action"], 0) + 1
+        detect_ms = cli_ms(detect, repeat)
+        floor = cli_ms([sys.executable, "-c", "pass"], repeat)
+        manager = Manager(store, socket=socket)
+        from amux_tmux.reconcile import Policy
+
+        inproc = median_ms(
+            lambda: manager.reconcile(Policy(remove=False, grace=0.0), dry_run=True), repeat
+        )
+        one_call = median_ms(
+            lambda: tmux(socket, "list-panes", "-a", "-F", "#{session_name}"), repeat
+        )
+
+        def naive() -> int:
+            gone = 0
+            for record in recs:
+                r = tmux(socket, "has-session", "-t", f"=amux-{record.id}")
+                gone += r.returncode != 0
+            return gone
+
+        t0 = time.perf_counter()
+        naive_gone = naive()
+        naive_ms = (time.perf_counter() - t0) * 1000
+        print(f"  plan: {kinds} (naive loop found {naive_gone} records without a session)")
+        print(f"  tmux calls to detect: {out['tmux_calls']} (naive loop: {len(recs)})")
+        row("detect, whole CLI (`reconcile --dry-run`)", detect_ms, floor, "goal <= 100 ms")
+        row("detect, in-process", inproc, one_call)
+        print("    (floors: `python -c pass`; one raw `tmux list-panes -a` subprocess)")
+        row("naive has-session loop, in-process", naive_ms, detect_ms)
+        print(f"  speed-up over the naive loop: {naive_ms / detect_ms:.1f}x (goal >= 20x)")
+
+        fix = [*args, "reconcile", "--grace", "0"]
+        t0 = time.perf_counter()
+        done = json.loads(subprocess.run(fix, capture_output=True, check=True).stdout)
+        took = (time.perf_counter() - t0) * 1000
+        again = json.loads(subprocess.run(fix, capture_output=True, check=True).stdout)
+        print(
+            f"  mark run: {len(done['actions'])} actions in {took:.0f} ms; "
+            f"a rerun plans {len(again['actions'])}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["store", "lifecycle", "reconcile", "all"])
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--count", type=int, default=30, help="lifecycle start/stop rounds")
+    parser.add_argument("--records", type=int, default=0, help="records for lifecycle/reconcile")
+    args = parser.parse_args()
+    if shutil.which("tmux") is None and args.what != "store":
+        sys.exit("bench: tmux is not installed")
+    print(f"python {sys.version.split()[0]}, {tmux_version()}, {os.cpu_count()} cpus")
+    if args.what in ("store", "all"):
+        bench_store([int(s) for s in args.sizes.split(",")], args.repeat)
+    if args.what in ("lifecycle", "all"):
+        bench_lifecycle(args.count, args.records or 1000, args.repeat)
+    if args.what in ("reconcile", "all"):
+        bench_reconcile(args.records or 500, args.repeat)
+
+
+def tmux_version() -> str:
+    try:
+        return subprocess.run(
+            ["tmux", "-V"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return "no tmux"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""Hostile record files are quarantined, never executed, and never break a listing.
+
+Also: ids that try to leave the store are refused before anything touches the disk.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+from amux_tmux import exc
+from amux_tmux.store import FileStore, codec
+from tests.store.conftest import make_session, python, snapshot, stop
+
+GOOD_IDS = ["good-one", "good-two"]
+
+
+def record_bytes(session_id: str, **replace: str) -> bytes:
+    """A valid record's YAML with some ``key: value`` lines replaced verbatim."""
+    text = codec.encode(make_session(session_id).evolve(revision=1).to_dict()).decode()
+    lines = text.splitlines()
+    for key, value in replace.items():
+        for i, line in enumerate(lines):
+            if line.startswith(f"{key}:"):
+                lines[i] = f"{key}: {value}"
+                break
+        else:
+            lines.append(f"{key}: {value}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def billion_laughs() -> bytes:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    prev = "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]")
+        prev = name
+    lines.append("id: bomb01")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def hostile_files(marker: pathlib.Path) -> dict[str, bytes]:
+    """Name -> bytes of a ``session-<name>.yaml`` file that must end up in quarantine."""
+    return {
+        "alias-bomb": billion_laughs(),
+        "self-alias": b"&a [*a]\n",
+        "self-alias-map": b"id: &x self-alias-map\nname: *x\nloop: &l {k: *l}\n",
+        "anchor-only": record_bytes("anchor-only", name="&n hello"),
+        "py-apply": record_bytes(
+            "py-apply", name=f'!!python/object/apply:os.system ["touch {marker}"]'
+        ),
+        "py-apply-doc": f'!!python/object/apply:os.system ["touch {marker}"]\n'.encode(),
+        "py-name": record_bytes("py-name", name="!!python/name:os.system"),
+        "py-new": f'!!python/object/new:subprocess.call [["touch", "{marker}"]]\n'.encode(),
+        "binary-tag": record_bytes("binary-tag", name="!!binary aGVsbG8="),
+        "bad-utf8": record_bytes("bad-utf8").replace(b"name: null", b"name: \xff\xfe\xc3("),
+        "bare-scalar": b"just some words\n",
+        "bare-number": b"42\n",
+        "a-list": b"- id\n- status\n",
+        "empty": b"",
+        "blank": b"  \n\n\t\n",
+        "nul-bytes": b"\x00" * 64,
+        "status-no": record_bytes("status-no", status="no"),
+        "status-unknown": record_bytes("status-unknown", status="paused"),
+        "pid-text": record_bytes("pid-text", pid="'123'"),
+        "huge-int": record_bytes("huge-int", pid="9" * 5000),
+        "id-mismatch": record_bytes("someone-else"),
+        "unknown-field": record_bytes("unknown-field", evil="1"),
+        "two-docs": record_bytes("two-docs") + b"---\n" + record_bytes("two-docs"),
+        "broken-yaml": b"id: broken-yaml\nstatus: [unclosed\n",
+        "flow-bomb": b"id: [" + b"[" * 300 + b"]" * 301 + b"\n",
+        "too-big": b"# " + b"x" * (10 * 1024 * 1024) + b"\n",
+    }
+
+
+@pytest.fixture
+def marker(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "pwned"
+
+
+def plant(store: FileStore, name: str, data: bytes) -> pathlib.Path:
+    path = store.sessions_dir / f"session-{name}.yaml"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def with_good(fstore: FileStore) -> FileStore:
+    for sid in GOOD_IDS:
+        fstore.create(make_session(sid))
+    return fstore
+
+
+def assert_quarantined(store: FileStore, path: pathlib.Path, data: bytes | None) -> None:
+    assert not os.path.lexists(path), f"{path.name} is still in sessions/"
+    problems = [p for p in store.problems if p.path == str(path)]
+    assert len(problems) == 1, store.problems
+    problem = problems[0]
+    assert isinstance(problem, exc.CorruptRecord)
+    assert problem.why
+    assert problem.quarantined_to is not None
+    moved = pathlib.Path(problem.quarantined_to)
+    assert moved.parent == store.quarantine_dir
+    assert moved.name.startswith(path.name)
+    if data is not None and len(data) < 1_000_000:
+        assert moved.read_bytes() == data
+    elif data is not None:
+        assert moved.stat().st_size == len(data)
+
+
+@pytest.mark.parametrize("name", list(hostile_files(pathlib.Path("/x"))))
+def test_hostile_file_is_quarantined(
+    with_good: FileStore, marker: pathlib.Path, name: str
+) -> None:
+    data = hostile_files(marker)[name]
+    path = plant(with_good, name, data)
+    listed = with_good.list()
+    assert [s.id for s in listed] == sorted(GOOD_IDS)
+    assert_quarantined(with_good, path, data)
+    assert not marker.exists(), "a YAML tag executed code"
+    # The next listing is clean: the bad file no longer gets in the way.
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert with_good.problems == []
+
+
+def test_all_hostile_files_at_once(with_good: FileStore, marker: pathlib.Path) -> None:
+    files = hostile_files(marker)
+    paths = {name: plant(with_good, name, data) for name, data in files.items()}
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert len(with_good.problems) == len(files)
+    for name, path in paths.items():
+        assert_quarantined(with_good, path, files[name])
+    assert len(os.listdir(with_good.quarantine_dir)) == len(files)
+    assert not marker.exists()
+
+
+def test_bad_file_names_are_quarantined(with_good: FileStore) -> None:
+    bad = ["session-ABC.yaml", "session-.yaml", "session-a b.yaml", "session-x.yaml"]
+    for name in bad:
+        (with_good.sessions_dir / name).write_bytes(record_bytes("abc"))
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert len(with_good.problems) == len(bad)
+    assert {p.quarantined_to is not None for p in with_good.problems} == {True}
+    assert sorted(os.listdir(with_good.sessions_dir)) == [f"session-{s}.yaml" for s in GOOD_IDS]
+
+
+def test_special_files_are_quarantined_without_blocking(with_good: FileStore) -> None:
+    fifo = with_good.sessions_dir / "session-fifo01.yaml"
+    os.mkfifo(fifo, 0o600)  # opening it for a blocking read would hang forever
+    directory = with_good.sessions_dir / "session-dir001.yaml"
+    directory.mkdir()
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert_quarantined(with_good, fifo, None)
+    assert_quarantined(with_good, directory, None)
+
+
+def test_symlink_to_a_hostile_target_is_not_read(
+    with_good: FileStore, tmp_path: pathlib.Path
+) -> None:
+    link = with_good.sessions_dir / "session-link01.yaml"
+    link.symlink_to("/dev/zero")  # would never end if followed
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert_quarantined(with_good, link, None)
+
+
+def test_bad_record_is_left_alone_when_its_lock_is_busy(with_good: FileStore) -> None:
+    path = plant(with_good, "busy01", b"status: no\n")
+    fd = os.open(with_good.lock_path("busy01"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    finally:
+        os.close(fd)
+    assert path.exists()  # a writer holds the lock: not ours to move
+    assert [p.path for p in with_good.problems] == [str(path)]
+    assert with_good.problems[0].quarantined_to is None
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert not path.exists()
+
+
+def test_get_of_a_hostile_record_quarantines_it(with_good: FileStore) -> None:
+    path = plant(with_good, "bad001", b"status: no\n")
+    with pytest.raises((exc.CorruptRecord, exc.SessionNotFound)):
+        with_good.get("bad001")
+    assert not path.exists()
+    assert len(os.listdir(with_good.quarantine_dir)) == 1
+    with pytest.raises((exc.CorruptRecord, exc.SessionNotFound)):
+        with_good.update("bad001", lambda s: s.evolve(name="x"))
+    assert not path.exists()
+
+
+def test_get_of_a_hostile_record_raises_corrupt_record(with_good: FileStore) -> None:
+    plant(with_good, "bad001", b"status: no\n")
+    with pytest.raises(exc.CorruptRecord) as info:
+        with_good.get("bad001")
+    assert info.value.quarantined_to is not None
+
+
+# --- inputs that could crash the C parser: parse them in a child ------------------------
+
+CHILD_LIST = r"""
+import pathlib, sys
+from amux_tmux.store import FileStore
+store = FileStore(pathlib.Path(sys.argv[1]))
+ids = [s.id for s in store.list()]
+print(",".join(ids))
+for p in store.problems:
+    print("problem", pathlib.Path(p.path).name, p.quarantined_to is not None)
+"""
+
+DEEP = {
+    "deep-seq": b"[" * 30_000,
+    "deep-seq-record": b"id: deep-seq-record\nname: " + b"[" * 30_000 + b"\n",
+    "deep-map": b"{" * 30_000,
+    "deep-mixed": b"[{" * 15_000 + b"\n",
+    "deep-block": "".join(f"{'  ' * i}k:\n" for i in range(3_000)).encode(),
+    "deep-block-seq": "".join(f"{'  ' * i}- \n" for i in range(3_000)).encode(),
+}
+
+
+def test_deep_nesting_parsed_in_a_child(with_good: FileStore) -> None:
+    paths = {name: plant(with_good, name, data) for name, data in DEEP.items()}
+    proc = python(
+        CHILD_LIST,
+        str(with_good.root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, f"child died ({proc.returncode}): {err[-2000:]}"
+    lines = out.splitlines()
+    assert lines[0] == ",".join(sorted(GOOD_IDS))
+    assert sorted(lines[1:]) == sorted(f"problem {p.name} True" for p in paths.values())
+    for path in paths.values():
+        assert not path.exists()
+    assert len(os.listdir(with_good.quarantine_dir)) == len(DEEP)
+    # and in this process, the store is clean now
+    assert [s.id for s in with_good.list()] == sorted(GOOD_IDS)
+    assert with_good.problems == []
+
+
+# --- ids that try to escape -------------------------------------------------------------
+
+BAD_IDS = [
+    "../../etc/passwd",
+    "../x",
+    "..",
+    "a/b",
+    "/etc/passwd",
+    "=x",
+    "=abc",
+    "-rf",
+    "",
+    "a" * 300,
+    "ABC",
+    "a b",
+    ".hidden",
+    "abc\x00def",
+    "abc\n",
+    "ab",
+    "%2e%2e",
+    "abc.yaml",
+]
+
+
+def _operations(store: FileStore, bad: str) -> list[tuple[str, object]]:
+    def with_lock() -> None:
+        with store.lock(bad):
+            pass
+
+    return [
+        ("get", lambda: store.get(bad)),
+        ("update", lambda: store.update(bad, lambda s: s.evolve(name="x"))),
+        ("delete", lambda: store.delete(bad)),
+        ("lock", with_lock),
+        ("lock-timeout-0", lambda: store.lock(bad, timeout=0)),
+        ("exists", lambda: store.exists(bad)),
+        ("path_for", lambda: store.path_for(bad)),
+        ("create", lambda: store.create(make_session("abc").evolve(id=bad))),
+    ]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=lambda v: repr(v)[:20])
+@pytest.mark.parametrize("prepared", [False, True], ids=["fresh", "existing"])
+def test_bad_ids_refused_before_any_file_access(
+    tmp_path: pathlib.Path, root: pathlib.Path, bad: str, prepared: bool
+) -> None:
+    store = FileStore(root)
+    if prepared:
+        store.create(make_session("abc"))
+    before = snapshot(tmp_path)
+    for what, call in _operations(store, bad):
+        with pytest.raises(exc.InvalidSessionId) as info:
+            call()  # type: ignore[operator]
+        assert info.value.exit_code == exc.EXIT_USAGE, what
+        assert snapshot(tmp_path) == before, f"{what}({bad!r}) touched the disk"
+
+
+@pytest.mark.parametrize("bad", [b for b in BAD_IDS if b not in ("ABC", "ab", "abc.yaml")])
+def test_resolve_refuses_bad_references(
+    tmp_path: pathlib.Path, root: pathlib.Path, bad: str
+) -> None:
+    store = FileStore(root)
+    store.create(make_session("abc"))
+    before = snapshot(tmp_path)
+    with pytest.raises(exc.InvalidSessionId) as info:
+        store.resolve(bad)
+    assert info.value.exit_code == exc.EXIT_USAGE
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("ref", ["ABC", "ab", "abc.yaml"])
+def test_resolve_name_shaped_non_ids_are_just_not_found(
+    tmp_path: pathlib.Path, root: pathlib.Path, ref: str
+) -> None:
+    """Valid names that are not ids: looked up by name, never used as a path."""
+    store = FileStore(root)
+    store.create(make_session("abcdef"))
+    before = snapshot(tmp_path)
+    if ref == "ab":
+        assert store.resolve(ref).id == "abcdef"  # a unique prefix
+    else:
+        with pytest.raises(exc.SessionNotFound):
+            store.resolve(ref)
+    assert snapshot(tmp_path) == before
+
+
+def test_traversal_targets_are_untouched(tmp_path: pathlib.Path, root: pathlib.Path) -> None:
+    """A file where `../` would lead stays exactly as it was."""
+    outside = tmp_path / "session-x.yaml"
+    outside.write_bytes(b"precious")
+    store = FileStore(root)
+    store.create(make_session("abc"))
+    for bad in ("../../session-x", "../../../session-x", "../../x"):
+        for _what, call in _operations(store, bad):
+            with pytest.raises(exc.InvalidSessionId):
+                call()  # type: ignore[operator]
+    assert outside.read_bytes() == b"precious"
+    assert sorted(os.listdir(tmp_path)) == ["project", "session-x.yaml"]
