@@ -32,6 +32,7 @@ from amux_tmux.model import (
     utcnow,
     validate_name,
 )
+from amux_tmux.procs import create_time, zombie_exit
 from amux_tmux.secrets import Redactor, mask_environment, split_environment
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import (
@@ -271,7 +272,7 @@ class Manager:
         for session in sessions:
             backend = self.backend_for(session)
             if backend.socket_path not in by_socket:
-                by_socket[backend.socket_path] = backend.list_live()
+                by_socket[backend.socket_path] = _live(backend)
             live = by_socket[backend.socket_path]
             pane = rec.match([session], live).get(session.id)
             settled = self._settle(session, pane, live)
@@ -356,7 +357,7 @@ class Manager:
                     session = self.store.update(sid, lambda s: s.transition(Status.STOPPING))
                 if timeout > 0 and session.pid is not None:
                     _terminate(session.pid, session.pid_create_time, timeout)
-                    pane = rec.match([session], backend.list_live()).get(sid) or pane
+                    pane = rec.match([session], _live(backend)).get(sid) or pane
             if pane is not None:
                 backend.kill_session(pane.session_id)
             code = pane.pane_dead_status if pane is not None and pane.pane_dead else None
@@ -377,7 +378,7 @@ class Manager:
         with self.store.lock(sid):
             session = self.store.get(sid)
             try:
-                live = self.backend_for(session).list_live()
+                live = _live(self.backend_for(session))
             except exc.TmuxUnavailable:
                 if not force:
                     raise
@@ -439,7 +440,7 @@ class Manager:
                 if record.status.ended:
                     return record
             time.sleep(interval)
-            live = backend.list_live()
+            live = _live(backend)
             found = rec.match([looked.session], live).get(looked.session.id)
             if found is None:
                 return self.store.get(looked.session.id)
@@ -497,7 +498,7 @@ class Manager:
         backend = self.backend
         calls_before = backend.calls
         with guard:
-            live = backend.list_live()
+            live = _live(backend)
             records = [
                 r for r in self.store.list() if r.tmux_socket in (None, backend.socket_path)
             ]
@@ -519,7 +520,7 @@ class Manager:
         self, backend: TmuxBackend, snapshot: Mapping[str, LivePane] | None
     ) -> rec.Effects:
         return rec.Effects(
-            list_live=(lambda: snapshot) if snapshot is not None else backend.list_live,
+            list_live=(lambda: snapshot) if snapshot is not None else lambda: _live(backend),
             update=self.store.update,
             delete=self.store.delete,
             get=self.store.get,
@@ -533,14 +534,26 @@ class Manager:
 # --- helpers -------------------------------------------------------------------------
 
 
-def pid_create_time(pid: int) -> float | None:
-    """Return a process's create time (psutil), or None if there is no such process."""
-    import psutil
+def _live(backend: TmuxBackend) -> dict[str, LivePane]:
+    """List ``backend``'s sessions, with exits tmux saw but has not reaped filled in.
 
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
+    tmux marks a pane dead when its pty closes, but learns how the agent ended only when
+    it reaps it, and tmux 3.3a has been seen here to leave agents unreaped for minutes.
+    """
+    live = backend.list_live()
+    for name, pane in live.items():
+        if pane.pane_dead and pane.pane_dead_status is None and pane.pane_dead_signal is None:
+            known = zombie_exit(pane.pane_pid) if pane.pane_pid else None
+            if known is not None:
+                live[name] = dataclasses.replace(
+                    pane, pane_dead_status=known[0], pane_dead_signal=known[1]
+                )
+    return live
+
+
+def pid_create_time(pid: int) -> float | None:
+    """Return a process's create time, or None if there is no such process."""
+    return create_time(pid)
 
 
 def _terminate(pid: int, create_time: float | None, timeout: float) -> None:

@@ -21,7 +21,6 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from amux_tmux import exc
-from amux_tmux.procs import zombie_exit
 from amux_tmux.secrets import scrub_environ
 
 MIN_VERSION = (3, 2)
@@ -318,7 +317,7 @@ def _parse_live(line: str) -> LivePane | None:
         return None
     sid, name, created, owner, orphan, pane_id, _index, pid, dead, status, signal, died = parts
     try:
-        pane = LivePane(
+        return LivePane(
             session_id=sid,
             session_name=name,
             session_created=int(created or 0),
@@ -331,13 +330,6 @@ def _parse_live(line: str) -> LivePane | None:
             pane_dead_signal=int(signal) if signal.isdigit() else None,
             pane_dead_time=int(died) if died.isdigit() else None,
         )
-        if pane.pane_dead and pane.pane_dead_status is None and pane.pane_dead_signal is None:
-            known = zombie_exit(pane.pane_pid) if pane.pane_pid else None
-            if known is not None:
-                pane = dataclasses.replace(
-                    pane, pane_dead_status=known[0], pane_dead_signal=known[1]
-                )
-        return pane
     except ValueError:
         return None
 

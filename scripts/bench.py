@@ -16,6 +16,7 @@ ours / floor. These are measurements, not tests: goals are printed, never assert
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import datetime as dt
 import json
@@ -72,7 +73,8 @@ def sandbox() -> Iterator[tuple[Path, str]]:
     base = Path(tempfile.mkdtemp(prefix="amux-bench."))
     saved = {k: os.environ.get(k) for k in ("TMUX_TMPDIR", "TMUX", "TMUX_PANE")}
     os.environ["TMUX_TMPDIR"] = str(base / "tmux")
-    (base / "tmux").mkdir()
+    # tmux makes this directory for -L but not for -S.
+    (base / "tmux" / f"tmux-{os.geteuid()}").mkdir(mode=0o700, parents=True)
     os.environ.pop("TMUX", None)
     os.environ.pop("TMUX_PANE", None)
     socket = f"bench{os.getpid()}"
@@ -355,6 +357,9 @@ def main() -> None:
     if shutil.which("tmux") is None and args.what != "store":
         sys.exit("bench: tmux is not installed")
     print(f"python {sys.version.split()[0]}, {tmux_version()}, {os.cpu_count()} cpus")
+    # An installed package has its bytecode compiled; an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise pay ~25 ms per CLI run compiling it.
+    compileall.compile_dir(REPO / "amux_tmux", quiet=1)
     if args.what in ("store", "all"):
         bench_store([int(s) for s in args.sizes.split(",")], args.repeat)
     if args.what in ("lifecycle", "all"):
