@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,17 +49,48 @@ def _private_tmux_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[p
 
 def _kill_all_servers(tmpdir: pathlib.Path) -> None:
     """Kill every tmux server a test left behind under ``tmpdir``."""
-    tmux = shutil.which("tmux")
     for sock_dir in tmpdir.glob("tmux-*"):
         for sock in sock_dir.iterdir():
-            if tmux:
-                subprocess.run(
-                    [tmux, "-S", str(sock), "kill-server"],
-                    capture_output=True,
-                    timeout=10,
-                    check=False,
-                )
-            sock.unlink(missing_ok=True)
+            kill_server(str(sock))
+
+
+def kill_server(socket_path: str) -> None:
+    """Stop the tmux server on ``socket_path`` for sure, then remove its socket.
+
+    ``kill-server`` alone is not enough: tmux 3.3a servers holding an unreaped agent
+    were seen here to outlive it for good, so the server's pid gets SIGTERM, then SIGKILL.
+    """
+    tmux = shutil.which("tmux")
+    pid = None
+    if tmux and os.path.exists(socket_path):
+        run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            out = run([tmux, "-S", socket_path, "display-message", "-p", "#{pid}"], timeout=5)
+            pid = int(out.stdout) if out.stdout.strip().isdigit() else None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run([tmux, "-S", socket_path, "kill-server"], timeout=5)
+    if pid is not None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if _gone_within(pid, 2.0):
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+    pathlib.Path(socket_path).unlink(missing_ok=True)
+
+
+def _gone_within(pid: int, timeout: float) -> bool:
+    """Whether ``pid`` exits (or is a zombie: PID 1 here may never reap it) in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state == b"Z":
+            return True
+        time.sleep(0.01)
+    return False
 
 
 @pytest.fixture(autouse=True)
@@ -102,13 +136,7 @@ def socket_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh tmux socket name; its server is killed after the test, pass or fail."""
     name = f"amuxt{os.getpid()}x{next(_socket_counter)}"
     yield name
-    path = socket_path_for(name)
-    tmux = shutil.which("tmux")
-    if tmux and os.path.exists(path):
-        subprocess.run(
-            [tmux, "-S", path, "kill-server"], capture_output=True, timeout=10, check=False
-        )
-    pathlib.Path(path).unlink(missing_ok=True)
+    kill_server(socket_path_for(name))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import datetime as dt
 import fcntl
 import os
 import pathlib
-import subprocess
 from collections.abc import Callable, Iterator
 from subprocess import CompletedProcess
 
@@ -20,7 +19,7 @@ from amux_tmux.model import Session, Status, format_time, utcnow
 from amux_tmux.reconcile import Kind, Policy
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
-from tests.conftest import agent_command, wait_until
+from tests.conftest import agent_command, kill_server, wait_until
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 
@@ -103,9 +102,7 @@ def other_socket(socket_name: str) -> Iterator[str]:
     """A second private socket name; its server is killed after the test."""
     name = f"{socket_name}other"
     yield name
-    path = socket_path_for(name)
-    subprocess.run(["tmux", "-S", path, "kill-server"], capture_output=True, check=False)
-    pathlib.Path(path).unlink(missing_ok=True)
+    kill_server(socket_path_for(name))
 
 
 def _wait_for_reported_exit(manager: Manager, name: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from subprocess import CompletedProcess
@@ -21,7 +20,7 @@ from amux_tmux.tmux import (
     socket_of_tmux_env,
     socket_path_for,
 )
-from tests.conftest import wait_until
+from tests.conftest import kill_server, wait_until
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 SLEEP = ["sleep", "600"]
@@ -231,9 +230,7 @@ def test_new_session_creates_socket_dir(tmp_path: pathlib.Path) -> None:
         assert (sock.parent.stat().st_mode & 0o777) == 0o700
         assert list(backend.list_live()) == ["amux-dir001"]
     finally:
-        subprocess.run(
-            ["tmux", "-S", str(sock), "kill-server"], capture_output=True, check=False, timeout=10
-        )
+        kill_server(str(sock))
 
 
 def test_real_tmux_version_is_accepted(backend: TmuxBackend) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from amux_tmux.tmux import socket_path_for
 from tests.cli.conftest import Cli, assert_one_line_error
-from tests.conftest import agent_command, wait_until
+from tests.conftest import agent_command, kill_server, wait_until
 
 Tmux = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -28,9 +28,7 @@ def viewer(socket_name: str) -> Iterator[Tmux]:
         )
 
     yield run
-    run("kill-server")
-    if os.path.exists(path):
-        os.unlink(path)
+    kill_server(path)
 
 
 def _in_viewer(viewer: Tmux, argv: list[str]) -> None:

@@ -22,7 +22,7 @@ from amux_tmux.manager import Manager, StartSpec
 from amux_tmux.model import Session, Status, format_time, utcnow
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
-from tests.conftest import agent_command, wait_until
+from tests.conftest import agent_command, kill_server, wait_until
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 CLI = [sys.executable, "-m", "amux_tmux"]
@@ -147,9 +147,7 @@ def other_socket(socket_name: str) -> Iterator[str]:
     """A second private socket name; its server is killed after the test."""
     name = f"{socket_name}other"
     yield name
-    path = socket_path_for(name)
-    subprocess.run(["tmux", "-S", path, "kill-server"], capture_output=True, check=False)
-    pathlib.Path(path).unlink(missing_ok=True)
+    kill_server(socket_path_for(name))
 
 
 def _start(manager: Manager) -> Session:
