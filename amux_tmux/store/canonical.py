@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 # Line shapes of an encoded record. Keys are the schema's field names.
-_TOP = re.compile(r"([a-z][a-z_]*):(?: (.*))?\Z")
+_TOP_KEY = re.compile(r"[a-z][a-z_]*")
 _NESTED = re.compile(r"  ([^ ].*?): (.*)\Z|  ([^ ].*?):\Z")
 _ITEM = re.compile(r"- (.*)\Z")
 # Characters after which YAML would see something other than one plain scalar on one line.
@@ -83,11 +83,16 @@ def _parse_lines(lines: list[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     i, count = 0, len(lines)
     while i < count:
-        match = _TOP.match(lines[i])
-        if match is None:
+        line = lines[i]
+        key, sep, rest = line.partition(": ")
+        value: str | None = rest
+        if not sep:
+            key, value = line[:-1], None
+            if not line.endswith(":"):
+                raise _Decline
+        if key not in _good_keys and not _good_key(key):
             raise _Decline
-        key, value = match.group(1), match.group(2)
-        if key in data or key in _BOOLS or key in _NULLS:
+        if key in data:
             raise _Decline  # YAML keeps the last duplicate; leave that to YAML
         i += 1
         if value is not None:
@@ -120,11 +125,38 @@ def _parse_lines(lines: list[str]) -> dict[str, Any]:
     return data
 
 
+def _good_key(key: str) -> bool:
+    if _TOP_KEY.fullmatch(key) is None or key in _BOOLS or key in _NULLS:
+        return False
+    if len(_good_keys) < 64:
+        _good_keys.add(key)
+    return True
+
+
+_good_keys: set[str] = set()
+
+
 def _collection(text: str) -> list[Any] | dict[str, Any]:
     return [] if text == "[]" else {}
 
 
 def _scalar(text: str) -> Any:
+    # Records repeat most values ("null", "running", "claude"); results are immutable.
+    try:
+        return _scalars[text]
+    except KeyError:
+        pass
+    value = _scalar_uncached(text)
+    if len(_scalars) < _SCALAR_CACHE_SIZE:
+        _scalars[text] = value
+    return value
+
+
+_SCALAR_CACHE_SIZE = 4096
+_scalars: dict[str, Any] = {}
+
+
+def _scalar_uncached(text: str) -> Any:
     # The common case first: a word, path or flag that no YAML type or indicator claims.
     if _SIMPLE.match(text) and text not in _BOOLS and text not in _NULLS:
         return text
