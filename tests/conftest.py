@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import itertools
 import os
@@ -18,6 +19,7 @@ from typing import TypeVar
 import pytest
 
 from amux_tmux.manager import Manager
+from amux_tmux.model import Session, Status, format_time, utcnow
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
 
@@ -159,3 +161,44 @@ def tmux_cli(socket_name: str) -> Callable[..., subprocess.CompletedProcess[str]
 
 
 _socket_counter = itertools.count()
+
+
+# --- reconcile worlds -----------------------------------------------------------
+
+
+def make_record(
+    store: FileStore, sid: str, socket_path: str, status: Status = Status.RUNNING
+) -> Session:
+    """Write a record of a session on ``socket_path`` (no tmux session is made)."""
+    now = utcnow()
+    return store.create(
+        Session(
+            id=sid,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            tmux_socket=socket_path,
+            tmux_session=f"amux-{sid}",
+        )
+    )
+
+
+def owned_session(
+    tmux_cli: Callable[..., subprocess.CompletedProcess[str]], sid: str, name: str | None = None
+) -> None:
+    """Create a session the way amux would own it: named amux-<id>, tagged @amux_id."""
+    name = name or f"amux-{sid}"
+    out = tmux_cli(
+        "new-session", "-d", "-s", name, "sleep", "600",
+        ";", "set-option", "-t", f"={name}:", "@amux_id", sid,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
+def backdate(store: FileStore, sid: str, seconds: float) -> None:
+    """Rewrite updated_at in the file, as if the record had last changed ``seconds`` ago."""
+    when = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
+    path = store.path_for(sid)
+    lines = path.read_text().splitlines()
+    lines = [f"updated_at: '{when}'" if ln.startswith("updated_at:") else ln for ln in lines]
+    path.write_text("\n".join(lines) + "\n")

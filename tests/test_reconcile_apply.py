@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import os
 import pathlib
@@ -15,11 +14,18 @@ import pytest
 from amux_tmux import exc
 from amux_tmux import reconcile as rec
 from amux_tmux.manager import Manager, ReconcileReport, StartSpec
-from amux_tmux.model import Session, Status, format_time, utcnow
+from amux_tmux.model import Session, Status
 from amux_tmux.reconcile import Kind, Policy
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
-from tests.conftest import agent_command, kill_server, wait_until
+from tests.conftest import (
+    agent_command,
+    backdate,
+    kill_server,
+    make_record,
+    owned_session,
+    wait_until,
+)
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 
@@ -29,41 +35,6 @@ REMOVE0 = Policy(remove=True, grace=0)
 
 def _start(manager: Manager, *agent_args: str) -> Session:
     return manager.start(StartSpec(command=agent_command(*agent_args)))
-
-
-def _record(
-    store: FileStore, sid: str, socket_path: str, status: Status = Status.RUNNING
-) -> Session:
-    now = utcnow()
-    return store.create(
-        Session(
-            id=sid,
-            status=status,
-            created_at=now,
-            updated_at=now,
-            tmux_socket=socket_path,
-            tmux_session=f"amux-{sid}",
-        )
-    )
-
-
-def _owned_session(tmux_cli: TmuxCli, sid: str, name: str | None = None) -> None:
-    """Create a session the way amux would own it: named amux-<id>, tagged @amux_id."""
-    name = name or f"amux-{sid}"
-    out = tmux_cli(
-        "new-session", "-d", "-s", name, "sleep", "600",
-        ";", "set-option", "-t", f"={name}:", "@amux_id", sid,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-
-
-def _backdate(store: FileStore, sid: str, seconds: float) -> None:
-    """Rewrite updated_at in the file, as if the record had last changed ``seconds`` ago."""
-    when = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
-    path = store.path_for(sid)
-    lines = path.read_text().splitlines()
-    lines = [f"updated_at: '{when}'" if ln.startswith("updated_at:") else ln for ln in lines]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def _kinds(report: ReconcileReport) -> list[tuple[Kind, str]]:
@@ -213,12 +184,12 @@ def test_session_without_record_tagged_then_killed(
     store.delete(session.id)
     name = f"amux-{session.id}"
     tmux_cli("new-session", "-d", "-s", "amux-foo", "sleep", "600")
-    _owned_session(tmux_cli, "abc123", name="amux-zzz999")
+    owned_session(tmux_cli, "abc123", name="amux-zzz999")
     other_path = socket_path_for(other_socket)
     other = Manager(store, socket=other_socket)
     theirs = _start(other)
     store.delete(theirs.id)
-    their_record = _record(store, "rec0ther", other_path)  # its session is gone
+    their_record = make_record(store, "rec0ther", other_path)  # its session is gone
     before_other = _files(store)
     bystanders = ["amux-foo", "amux-zzz999", name]
 
@@ -249,8 +220,8 @@ def test_grace_protects_young_records_and_sessions(
     manager: Manager, store: FileStore, tmux_cli: TmuxCli
 ) -> None:
     """Nothing younger than the grace period is acted on, in either mode."""
-    _record(store, "young1", manager.backend.socket_path)
-    _owned_session(tmux_cli, "young2")
+    make_record(store, "young1", manager.backend.socket_path)
+    owned_session(tmux_cli, "young2")
     for remove in (False, True):
         report = manager.reconcile(Policy(remove=remove, grace=30))
         assert report.actions == []
@@ -265,11 +236,11 @@ def test_grace_protects_young_records_and_sessions(
 
 def test_starting_record_young_untouched_old_failed(manager: Manager, store: FileStore) -> None:
     """A start still within the grace period is left alone; past it, the record fails."""
-    _record(store, "start1", manager.backend.socket_path, Status.STARTING)
+    make_record(store, "start1", manager.backend.socket_path, Status.STARTING)
     policy = Policy(remove=True, grace=30)
     assert manager.reconcile(policy).actions == []
     assert store.get("start1").status is Status.STARTING
-    _backdate(store, "start1", 120)
+    backdate(store, "start1", 120)
     report = manager.reconcile(policy)
     assert _kinds(report) == [(Kind.MARK_FAILED, "start1")]
     final = store.get("start1")
@@ -283,9 +254,9 @@ def test_stale_start_with_live_session_killed_on_remove(
     manager: Manager, store: FileStore, tmux_cli: TmuxCli
 ) -> None:
     """--remove kills the session of a start that never finished, then fails the record."""
-    _record(store, "start2", manager.backend.socket_path, Status.STARTING)
-    _owned_session(tmux_cli, "start2")
-    _backdate(store, "start2", 120)
+    make_record(store, "start2", manager.backend.socket_path, Status.STARTING)
+    owned_session(tmux_cli, "start2")
+    backdate(store, "start2", 120)
     report = manager.reconcile(Policy(remove=True, grace=30))
     assert _kinds(report) == [(Kind.KILL_SESSION, "start2"), (Kind.MARK_FAILED, "start2")]
     assert [o.done for o in report.outcomes] == [True, True]
@@ -300,13 +271,13 @@ def test_apply_rechecks_a_changed_world(
     manager: Manager, store: FileStore, tmux_cli: TmuxCli
 ) -> None:
     """Between plan and apply a record appeared / a session was replaced: nothing is done."""
-    _owned_session(tmux_cli, "late01")
-    _owned_session(tmux_cli, "swap01")
+    owned_session(tmux_cli, "late01")
+    owned_session(tmux_cli, "swap01")
     actions = manager.reconcile(REMOVE0, dry_run=True).actions
     assert sorted(a.session_id for a in actions) == ["late01", "swap01"]
-    _record(store, "late01", manager.backend.socket_path)  # its start just finished
+    make_record(store, "late01", manager.backend.socket_path)  # its start just finished
     tmux_cli("kill-session", "-t", "=amux-swap01")
-    _owned_session(tmux_cli, "swap01")  # same name, new $id
+    owned_session(tmux_cli, "swap01")  # same name, new $id
     effects = manager._effects(manager.backend, None)
     outcomes = rec.apply(actions, effects, REMOVE0)
     assert [(o.done, o.detail) for o in outcomes] == [(False, ""), (False, "")]
@@ -318,8 +289,8 @@ def test_locked_record_fails_alone(manager: Manager, store: FileStore) -> None:
     """An action whose record lock is held fails; the other actions still run."""
     store.lock_timeout = 0.2
     path = manager.backend.socket_path
-    _record(store, "lock01", path)
-    _record(store, "lock02", path)
+    make_record(store, "lock01", path)
+    make_record(store, "lock02", path)
     with _hold_flock(store.lock_path("lock01")):
         report = manager.reconcile(MARK0)
     assert sorted(_kinds(report)) == [
@@ -342,8 +313,8 @@ def test_os_error_in_one_removal_does_not_stop_the_others(
 ) -> None:
     """One record that cannot be deleted (e.g. read-only file system) fails alone."""
     path = manager.backend.socket_path
-    _record(store, "ro0001", path)
-    _record(store, "ro0002", path)
+    make_record(store, "ro0001", path)
+    make_record(store, "ro0002", path)
     real_delete = store.delete
 
     def delete(sid: str, check: Callable[[Session], None] | None = None) -> Session:
@@ -359,7 +330,7 @@ def test_os_error_in_one_removal_does_not_stop_the_others(
 
 def test_reconcile_lock_is_exclusive(manager: Manager, store: FileStore) -> None:
     """A second reconcile while one holds the lock gets LockTimeout; a dry run takes none."""
-    _record(store, "busy01", manager.backend.socket_path)
+    make_record(store, "busy01", manager.backend.socket_path)
     with _hold_flock(store.lock_path("_reconcile")):
         with pytest.raises(exc.LockTimeout):
             manager.reconcile(MARK0)
@@ -376,8 +347,8 @@ def test_detection_is_one_tmux_call(manager: Manager, store: FileStore, tmux_cli
     """However many records and sessions, planning asks tmux exactly once."""
     path = manager.backend.socket_path
     for i in range(6):
-        _record(store, f"one{i:03d}", path)
-        _owned_session(tmux_cli, f"two{i:03d}")
+        make_record(store, f"one{i:03d}", path)
+        owned_session(tmux_cli, f"two{i:03d}")
     _start(manager)
     dry = manager.reconcile(REMOVE0, dry_run=True)
     assert len(dry.actions) == 12
@@ -397,9 +368,9 @@ def test_unreachable_tmux_changes_nothing(
     fake.chmod(0o755)
     manager = Manager(store, socket=socket_name, tmux_bin=str(fake))
     path = manager.backend.socket_path
-    _record(store, "unr001", path)
-    _record(store, "unr002", path, Status.STARTING)
-    _backdate(store, "unr002", 3600)
+    make_record(store, "unr001", path)
+    make_record(store, "unr002", path, Status.STARTING)
+    backdate(store, "unr002", 3600)
     before = _files(store)
     for dry_run in (False, True):
         with pytest.raises(exc.TmuxUnavailable):
@@ -409,7 +380,7 @@ def test_unreachable_tmux_changes_nothing(
 
 def test_no_server_is_empty_not_an_error(manager: Manager, store: FileStore) -> None:
     """No tmux server at all: every record of this socket is orphaned (a real empty world)."""
-    _record(store, "nosrv1", manager.backend.socket_path)
+    make_record(store, "nosrv1", manager.backend.socket_path)
     report = manager.reconcile(MARK0)
     assert _kinds(report) == [(Kind.MARK_ORPHANED, "nosrv1")]
     assert report.tmux_calls == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import json
 import os
@@ -19,10 +18,17 @@ from typing import Any
 import pytest
 
 from amux_tmux.manager import Manager, StartSpec
-from amux_tmux.model import Session, Status, format_time, utcnow
+from amux_tmux.model import Session, Status
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
-from tests.conftest import agent_command, kill_server, wait_until
+from tests.conftest import (
+    agent_command,
+    backdate,
+    kill_server,
+    make_record,
+    owned_session,
+    wait_until,
+)
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 CLI = [sys.executable, "-m", "amux_tmux"]
@@ -67,39 +73,6 @@ def _json(out: CompletedProcess[str]) -> dict[str, Any]:
 
 def _pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted((a["action"], a["id"]) for a in data["actions"])
-
-
-def _record(
-    store: FileStore, sid: str, socket_path: str, status: Status = Status.RUNNING
-) -> Session:
-    now = utcnow()
-    return store.create(
-        Session(
-            id=sid,
-            status=status,
-            created_at=now,
-            updated_at=now,
-            tmux_socket=socket_path,
-            tmux_session=f"amux-{sid}",
-        )
-    )
-
-
-def _owned_session(tmux_cli: TmuxCli, sid: str, name: str | None = None) -> None:
-    name = name or f"amux-{sid}"
-    out = tmux_cli(
-        "new-session", "-d", "-s", name, "sleep", "600",
-        ";", "set-option", "-t", f"={name}:", "@amux_id", sid,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-
-
-def _backdate(store: FileStore, sid: str, seconds: float) -> None:
-    when = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
-    path = store.path_for(sid)
-    lines = path.read_text().splitlines()
-    lines = [f"updated_at: '{when}'" if ln.startswith("updated_at:") else ln for ln in lines]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def _files(store: FileStore) -> dict[str, bytes]:
@@ -194,7 +167,7 @@ def test_session_without_record_tagged_then_killed(
     store.delete(session.id)
     name = f"amux-{session.id}"
     tmux_cli("new-session", "-d", "-s", "amux-foo", "sleep", "600")
-    _owned_session(tmux_cli, "abc123", name="amux-zzz999")
+    owned_session(tmux_cli, "abc123", name="amux-zzz999")
     other = Manager(store, socket=other_socket)
     theirs = _start(other)
     store.delete(theirs.id)
@@ -225,9 +198,9 @@ def test_second_remove_plans_nothing_and_is_quiet(
 ) -> None:
     """Right after a --remove run, the next one plans 0 actions and prints nothing."""
     sock = manager.backend.socket_path
-    _record(store, "idem01", sock)
-    _record(store, "idem02", sock, Status.ORPHANED)
-    _owned_session(tmux_cli, "idem03")
+    make_record(store, "idem01", sock)
+    make_record(store, "idem02", sock, Status.ORPHANED)
+    owned_session(tmux_cli, "idem03")
     tmux_cli("new-session", "-d", "-s", "amux-foo", "sleep", "600")
     first = _json(_cli(tmp_path, sock, "--remove", "--grace", "0", "--json"))
     assert _pairs(first) == [
@@ -251,8 +224,8 @@ def test_summary_and_json(
 ) -> None:
     """One summary line for people; --json gives every field of every action."""
     sock = manager.backend.socket_path
-    _record(store, "out001", sock)
-    _owned_session(tmux_cli, "out002")
+    make_record(store, "out001", sock)
+    owned_session(tmux_cli, "out002")
     sid = tmux_cli("display-message", "-p", "-t", "=amux-out002:", "#{session_id}").stdout.strip()
     data = _json(_cli(tmp_path, sock, "--grace", "0", "--json"))
     assert data["busy"] is False
@@ -278,9 +251,9 @@ def test_summary_and_json(
             "result": "done",
         },
     ]
-    _record(store, "out003", sock)
+    make_record(store, "out003", sock)
     tmux_cli("kill-session", "-t", "=amux-out002")
-    _owned_session(tmux_cli, "out004")
+    owned_session(tmux_cli, "out004")
     out = _cli(tmp_path, sock, "--grace", "0", "--remove")
     assert out.returncode == 0
     assert out.stdout.splitlines() == [
@@ -294,10 +267,10 @@ def test_dry_run_changes_nothing(
 ) -> None:
     """--dry-run prints the plan; record bytes and the tmux listing stay identical."""
     sock = manager.backend.socket_path
-    _record(store, "dry001", sock)
-    _record(store, "dry002", sock, Status.STARTING)
-    _backdate(store, "dry002", 3600)
-    _owned_session(tmux_cli, "dry003")
+    make_record(store, "dry001", sock)
+    make_record(store, "dry002", sock, Status.STARTING)
+    backdate(store, "dry002", 3600)
+    owned_session(tmux_cli, "dry003")
     files, tmux = _files(store), _tmux_state(tmux_cli)
 
     out = _cli(tmp_path, sock, "--dry-run", "--grace", "0")
@@ -337,7 +310,7 @@ def test_bad_grace_is_a_usage_error(tmp_path: pathlib.Path, socket_name: str) ->
 
 def test_grace_nan_is_refused(store: FileStore, manager: Manager, tmp_path: pathlib.Path) -> None:
     """--grace nan must not act on a record written a moment ago."""
-    _record(store, "nan001", manager.backend.socket_path)
+    make_record(store, "nan001", manager.backend.socket_path)
     out = _cli(tmp_path, manager.backend.socket_path, "--grace", "nan")
     assert store.get("nan001").status is Status.RUNNING
     assert out.returncode == 2
@@ -351,7 +324,7 @@ def test_busy_when_another_reconcile_holds_the_lock(
 ) -> None:
     """A second run exits 0 saying busy (cron must not mail an error) and changes nothing."""
     sock = manager.backend.socket_path
-    _record(store, "busy01", sock)
+    make_record(store, "busy01", sock)
     files = _files(store)
     with _hold_flock(store.lock_path("_reconcile")):
         out = _cli(tmp_path, sock, "--grace", "0", "--remove")
@@ -370,9 +343,9 @@ def test_five_at_once_act_once(
     or (if they got the lock after it) find nothing to do; the end state is one run's."""
     sock = manager.backend.socket_path
     for i in range(24):
-        _record(store, f"many{i:03d}", sock)
+        make_record(store, f"many{i:03d}", sock)
     for i in range(12):
-        _owned_session(tmux_cli, f"sess{i:03d}")
+        owned_session(tmux_cli, f"sess{i:03d}")
     tmux_cli("new-session", "-d", "-s", "amux-foo", "sleep", "600")
     expected = _pairs(
         _json(_cli(tmp_path, sock, "--dry-run", "--remove", "--grace", "0", "--json"))
@@ -419,13 +392,13 @@ def test_starting_young_untouched_old_failed(
 ) -> None:
     """A 'starting' record within the grace period is left alone; older, it is failed."""
     sock = manager.backend.socket_path
-    _record(store, "strt01", sock, Status.STARTING)
+    make_record(store, "strt01", sock, Status.STARTING)
     files = _files(store)
     for args in ((), ("--remove",)):
         out = _cli(tmp_path, sock, *args)  # default grace: 30 s
         assert (out.returncode, out.stdout) == (0, "")
     assert _files(store) == files
-    _backdate(store, "strt01", 45)
+    backdate(store, "strt01", 45)
     out = _cli(tmp_path, sock, "--remove")
     assert (out.returncode, out.stdout) == (0, "reconcile: 1 marked failed\n")
     final = store.get("strt01")
@@ -446,9 +419,9 @@ def test_unreachable_tmux_exits_5_and_changes_nothing(
 ) -> None:
     """A tmux that errors (not 'no server running'): exit 5, one stderr line, no change."""
     sock = manager.backend.socket_path
-    _record(store, "unr001", sock)
-    _record(store, "unr002", sock, Status.STARTING)
-    _backdate(store, "unr002", 3600)
+    make_record(store, "unr001", sock)
+    make_record(store, "unr002", sock, Status.STARTING)
+    backdate(store, "unr002", 3600)
     files = _files(store)
     fake = _fake_tmux(
         tmp_path / "bin", 'echo "error connecting to $2 (Permission denied)" >&2\nexit 1'
@@ -474,8 +447,8 @@ def test_failed_action_exits_1_others_still_run(
         '  [ "$a" = set-option ] && { echo "fake: set-option refused" >&2; exit 1; }\n'
         f'done\nexec {real} "$@"',
     )
-    _record(store, "fail01", sock)
-    _owned_session(tmux_cli, "fail02")
+    make_record(store, "fail01", sock)
+    owned_session(tmux_cli, "fail02")
     out = _cli(tmp_path, sock, "--grace", "0", path_prefix=fake)
     assert out.returncode == 1
     assert out.stdout == "reconcile: 1 marked orphaned, 1 failed\n"
@@ -497,9 +470,9 @@ def test_sigkill_mid_run_then_rerun_completes(
     sock = manager.backend.socket_path
     ids = [f"kill{i:03d}" for i in range(16)]
     for sid in ids:
-        _record(store, sid, sock)
+        make_record(store, sid, sock)
     for i in range(4):
-        _owned_session(tmux_cli, f"ksess{i:02d}")
+        owned_session(tmux_cli, f"ksess{i:02d}")
     blocked = ids[8]
     proc: subprocess.Popen[str] | None = None
     with _hold_flock(store.lock_path(blocked)):
