@@ -19,7 +19,7 @@ SECRET_WORDS = frozenset(
         "KEY", "KEYS", "APIKEY", "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD",
         "PASSWORDS", "PASSWD", "PWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS",
         "CREDS", "AUTH", "AUTHORIZATION", "PRIVATE", "COOKIE", "COOKIES", "DSN",
-        "SIGNATURE", "SALT", "BEARER", "JWT", "OTP", "SESSIONID", "CLIENTSECRET",
+        "SIGNATURE", "SALT", "BEARER", "JWT", "OTP", "SESSIONID", "CLIENTSECRET", "PAT",
     }
 )  # fmt: skip
 #: Glued words such as ``GITHUBTOKEN`` or ``MYAPIKEY`` end with one of these.

@@ -28,6 +28,7 @@ SECRET_NAMES = [
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
     "GITHUB_TOKEN",
+    "GH_PAT",
     "AWS_SECRET_ACCESS_KEY",
     "DB_PASSWORD",
     "MYSQL_PWD",
@@ -285,9 +286,12 @@ def test_masking_is_idempotent(name: str, value: str) -> None:
     assert mask_value(name, once) == once
 
 
-def test_gh_pat_name_alone_is_not_flagged_but_its_value_is() -> None:
-    """``PAT`` is not a claimed word; a real GitHub PAT value is still caught by value."""
-    assert not is_secret_name("GH_PAT")
+def test_personal_access_token_names_are_flagged() -> None:
+    """``PAT`` (personal access token) is a secret word; ``PATH`` and ``PATTERN`` are not."""
+    assert is_secret_name("GH_PAT")
+    assert is_secret_name("AZURE_DEVOPS_PAT")
+    assert not is_secret_name("PATH")
+    assert not is_secret_name("LOG_PATTERN")
     assert mask_value("GH_PAT", TOKEN_VALUES["github-fine-grained"]) == MASK
     assert mask_value("GH_PAT", TOKEN_VALUES["github-classic"]) == MASK
 
