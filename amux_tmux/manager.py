@@ -18,9 +18,11 @@ import re
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from amux_tmux import exc, launch
 from amux_tmux import reconcile as rec
@@ -498,10 +500,13 @@ class Manager:
         backend = self.backend
         calls_before = backend.calls
         with guard:
-            live = _live(backend)
+            # tmux answers in another process: read the records meanwhile. Either order
+            # is sound, since the grace period and apply's re-check cover the gap.
+            pending = _in_background(lambda: _live(backend))
             records = [
                 r for r in self.store.list() if r.tmux_socket in (None, backend.socket_path)
             ]
+            live = pending()
             matched = rec.match(records, live)
             times = {
                 r.pid: pid_create_time(r.pid)
@@ -549,6 +554,32 @@ def _live(backend: TmuxBackend) -> dict[str, LivePane]:
                     pane, pane_dead_status=known[0], pane_dead_signal=known[1]
                 )
     return live
+
+
+T = TypeVar("T")
+
+
+def _in_background(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work`` in a thread; return a function that waits for its result."""
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            box.append(work())
+        except BaseException as err:  # re-raised in the caller's thread
+            errors.append(err)
+
+    thread = threading.Thread(target=run, name="amux-tmux-list", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if errors:
+            raise errors[0]
+        return box[0]
+
+    return result
 
 
 def pid_create_time(pid: int) -> float | None:
