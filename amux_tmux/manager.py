@@ -201,7 +201,7 @@ class Manager:
             except BaseException:
                 self._mark_start_failed(sid, "start was interrupted")
                 raise
-            ctime = pid_create_time(spawned.pane_pid)
+            ctime = create_time(spawned.pane_pid)
             return self.store.update(
                 sid,
                 lambda s: s.transition(
@@ -290,7 +290,7 @@ class Manager:
     ) -> Session:
         policy = rec.Policy(remove=False, grace=self.grace, exits_skip_grace=True)
         now = dt.datetime.now(dt.UTC)
-        ctime = pid_create_time(session.pid) if pane and pane.pane_dead and session.pid else None
+        ctime = create_time(session.pid) if pane and pane.pane_dead and session.pid else None
         judged = rec.judge(session, pane, now, policy, ctime)
         actions = [a for a in judged if a.kind in rec.MARK_STATUS]
         if not actions:
@@ -509,9 +509,7 @@ class Manager:
             live = pending()
             matched = rec.match(records, live)
             times = {
-                r.pid: pid_create_time(r.pid)
-                for r in records
-                if r.pid is not None and r.id in matched
+                r.pid: create_time(r.pid) for r in records if r.pid is not None and r.id in matched
             }
             now = dt.datetime.now(dt.UTC)
             actions = rec.plan(records, live, now, policy, times)
@@ -532,7 +530,7 @@ class Manager:
             lock=self.store.lock,
             kill=backend.kill_session,
             tag=backend.tag_orphan,
-            pid_create_time=pid_create_time,
+            pid_create_time=create_time,
         )
 
 
@@ -580,11 +578,6 @@ def _in_background(work: Callable[[], T]) -> Callable[[], T]:
         return box[0]
 
     return result
-
-
-def pid_create_time(pid: int) -> float | None:
-    """Return a process's create time, or None if there is no such process."""
-    return create_time(pid)
 
 
 def _terminate(pid: int, create_time: float | None, timeout: float) -> None:

@@ -14,11 +14,9 @@ def zombie_exit(pid: int) -> tuple[int | None, int | None] | None:
     (field 52, since 3.5), so the exit can still be known.
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fields = _stat_fields(pid)
     except OSError:
         return None
-    fields = data[data.rfind(b")") + 2 :].split()
     # fields[0] is field 3 (state); the exit code is field 52.
     if len(fields) < 50 or fields[0] != b"Z":
         return None
@@ -29,6 +27,14 @@ def zombie_exit(pid: int) -> tuple[int | None, int | None] | None:
     if status & 0x7F == 0:
         return (status >> 8) & 0xFF, None
     return None, status & 0x7F
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """Return fields 3 onwards of ``/proc/PID/stat``: after the command name, which may
+    itself hold spaces and parentheses."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return data[data.rfind(b")") + 2 :].split()
 
 
 _boot_time: float | None = None
@@ -43,13 +49,11 @@ def create_time(pid: int) -> float | None:
     """
     global _boot_time  # noqa: PLW0603 - a per-process constant, read once
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        start_ticks = int(_stat_fields(pid)[19])  # field 22
         if _boot_time is None:
             with open("/proc/stat", "rb") as f:
                 btime = next(line for line in f if line.startswith(b"btime"))
             _boot_time = float(btime.split()[1])
-        start_ticks = int(data[data.rfind(b")") + 2 :].split()[19])  # field 22
         return round(_boot_time + start_ticks / _clock_ticks(), 2)
     except FileNotFoundError:
         return None

@@ -35,8 +35,9 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from amux_tmux.manager import Manager, StartSpec, pid_create_time  # noqa: E402
+from amux_tmux.manager import Manager, StartSpec  # noqa: E402
 from amux_tmux.model import Session, Status, format_time, generate_id  # noqa: E402
+from amux_tmux.procs import create_time  # noqa: E402
 from amux_tmux.store import FileStore, codec  # noqa: E402
 from amux_tmux.tmux import socket_path_for  # noqa: E402
 
@@ -292,7 +293,7 @@ def bench_reconcile(records: int, repeat: int) -> None:
                     tmux_session=f"amux-{sid}",
                     pane_id=pane,
                     pid=pid,
-                    pid_create_time=pid_create_time(pid),
+                    pid_create_time=create_time(pid),
                 )
             )
         for sid in orphan_records:
