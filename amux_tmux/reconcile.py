@@ -179,22 +179,23 @@ def judge(
 
 def _same_process(record: Session, pid_create_time: float | None) -> bool:
     """Whether the recorded pid still names the process this record started."""
-    if pid_create_time is None:
-        return False
-    if record.pid_create_time is None:
-        return True
-    return abs(pid_create_time - record.pid_create_time) <= PID_TIME_SLACK
+    return pid_create_time is not None and not _pid_reused(record, pid_create_time)
+
+
+def _pid_reused(record: Session, pid_create_time: float | None) -> bool:
+    """Whether the recorded pid now names a process started at another time."""
+    return (
+        record.pid_create_time is not None
+        and pid_create_time is not None
+        and abs(pid_create_time - record.pid_create_time) > PID_TIME_SLACK
+    )
 
 
 def _not_our_process(record: Session, pane: LivePane, pid_create_time: float | None) -> str:
     """Return why the live pane is not the process this record started ('' if it is)."""
     if record.pid is not None and pane.pane_pid is not None and pane.pane_pid != record.pid:
         return f"pane runs pid {pane.pane_pid}, not the recorded pid {record.pid}"
-    if (
-        record.pid_create_time is not None
-        and pid_create_time is not None
-        and abs(pid_create_time - record.pid_create_time) > PID_TIME_SLACK
-    ):
+    if _pid_reused(record, pid_create_time):
         return f"pid {record.pid} was reused by another process"
     return ""
 
