@@ -222,11 +222,18 @@ class Manager:
             if other.name == name:
                 raise exc.NameInUse(name, other.id)
 
-    def _mark_start_failed(self, sid: str, why: str) -> None:
+    def _mark_start_failed(
+        self, sid: str, why: str, only_if: Callable[[Session], bool] | None = None
+    ) -> None:
+        """Record a start as failed; ``only_if`` re-checks the record under its lock."""
+
+        def fail(s: Session) -> Session:
+            if only_if is not None and not only_if(s):
+                return s  # the start finished meanwhile
+            return s.transition(Status.FAILED, error=why, stopped_at=utcnow())
+
         with contextlib.suppress(exc.AmuxError):
-            self.store.update(
-                sid, lambda s: s.transition(Status.FAILED, error=why, stopped_at=utcnow())
-            )
+            self.store.update(sid, fail)
 
     def _spawn(
         self,
@@ -326,7 +333,9 @@ class Manager:
         if any(self._start_timed_out(s) for s in sessions):
             for s in sessions:
                 if self._start_timed_out(s):
-                    self._mark_start_failed(s.id, "start did not finish in time")
+                    self._mark_start_failed(
+                        s.id, "start did not finish in time", only_if=self._start_timed_out
+                    )
             sessions = self.store.list(**filters)  # type: ignore[arg-type]
         end = None if limit is None else offset + limit
         sessions = sessions[offset:end]

@@ -14,7 +14,7 @@ from amux_tmux import exc
 from amux_tmux.manager import Manager, StartSpec
 from amux_tmux.model import Session, Status, format_time
 from amux_tmux.store import FileStore
-from tests.conftest import agent_command, wait_until
+from tests.conftest import agent_command, backdate, wait_until
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 
@@ -197,7 +197,7 @@ def test_stale_starting_is_failed_by_list(store: FileStore, manager: Manager) ->
     old = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     record = Session(id="stale1", status=Status.STARTING, created_at=old, updated_at=old)
     store.create(record)
-    _backdate(store, "stale1", old)
+    backdate(store, "stale1", 3600)
     [seen] = manager.list(include_ended=True)
     assert seen.session.status is Status.FAILED
     fresh = Session(id="fresh1", status=Status.STARTING, created_at=old, updated_at=old)
@@ -206,12 +206,23 @@ def test_stale_starting_is_failed_by_list(store: FileStore, manager: Manager) ->
     assert statuses == {"stale1": Status.FAILED, "fresh1": Status.STARTING}
 
 
-def _backdate(store: FileStore, session_id: str, when: str) -> None:
-    """Rewrite updated_at in the file, as if the record had been written at ``when``."""
-    path = store.path_for(session_id)
-    lines = path.read_text().splitlines()
-    lines = [f"updated_at: '{when}'" if ln.startswith("updated_at:") else ln for ln in lines]
-    path.write_text("\n".join(lines) + "\n")
+def test_stale_start_that_finished_meanwhile_is_left_running(
+    store: FileStore, manager: Manager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """list saw a stale 'starting' record, but the start completed before list took the
+    lock: the re-check under the lock keeps it running."""
+    old = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    stale = Session(id="slow01", status=Status.STARTING, created_at=old, updated_at=old)
+    store.create(stale)
+    backdate(store, "slow01", 3600)
+    snapshot = store.list()
+    store.update("slow01", lambda s: s.transition(Status.RUNNING))
+    real_list = store.list
+    calls = iter([snapshot])
+    monkeypatch.setattr(store, "list", lambda **kw: next(calls, None) or real_list(**kw))
+    [seen] = manager.list(include_ended=True)
+    assert seen.session.status is Status.RUNNING
+    assert store.get("slow01").status is Status.RUNNING
 
 
 def test_start_rejects_bad_input_before_writing(manager: Manager, store: FileStore) -> None:
