@@ -71,6 +71,10 @@ _URL_PASSWORD_RE = re.compile(
 )
 
 
+def _mask_url_passwords(text: str) -> str:
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", text)
+
+
 def name_words(name: str) -> list[str]:
     """Split a variable name into upper-case words on ``_ - .`` and camelCase."""
     words: list[str] = []
@@ -117,7 +121,7 @@ def mask_value(name: str, value: str) -> str:
         return MASK
     # Passwords first, so a token that is only a URL's password (a git remote with a
     # PAT) leaves the URL readable; a token anywhere else still masks it all.
-    masked = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", value)
+    masked = _mask_url_passwords(value)
     if _TOKEN_RE.search(masked) is not None:
         return MASK
     return masked
@@ -162,7 +166,7 @@ class Redactor:
         for value in self._values:
             text = text.replace(value, MASK)
         text = _TOKEN_RE.sub(MASK, text)
-        return _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", text)
+        return _mask_url_passwords(text)
 
 
 def scrub_environ(environ: Mapping[str, str]) -> dict[str, str]:
