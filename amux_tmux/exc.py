@@ -132,11 +132,17 @@ class StoreError(AmuxError):
 
 
 class CorruptRecord(StoreError):
-    """A record file cannot be trusted; it was moved to quarantine."""
+    """A record file cannot be used: unreadable, not YAML, or outside the schema.
+
+    Its tmux session (if any) is left alone until a person fixes or removes the file.
+    """
 
     def __init__(self, path: str, why: str, quarantined_to: str | None = None) -> None:
         where = f" (moved to {quarantined_to})" if quarantined_to else ""
-        super().__init__(f"bad record {path}: {why}{where}")
+        super().__init__(
+            f"bad record {path}: {why}{where}; fix the file, or remove it with "
+            "'amux-tmux rm --force ID' (its tmux session is left alone until then)"
+        )
         self.path = path
         self.why = why
         self.quarantined_to = quarantined_to

@@ -27,6 +27,7 @@ from typing import TypeVar
 from amux_tmux import exc, launch
 from amux_tmux import reconcile as rec
 from amux_tmux.model import (
+    LivePane,
     Session,
     Status,
     parse_time,
@@ -36,11 +37,10 @@ from amux_tmux.model import (
 )
 from amux_tmux.procs import create_time, zombie_exit
 from amux_tmux.secrets import Redactor, mask_environment, split_environment
-from amux_tmux.store import FileStore
+from amux_tmux.store import FileStore, Problem, Query
 from amux_tmux.tmux import (
     DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
-    LivePane,
     Spawned,
     TmuxBackend,
     exact_session,
@@ -133,6 +133,8 @@ class Manager:
         self.backend = TmuxBackend(socket, tmux_bin, tmux_timeout)
         self.grace = grace
         self._backends: dict[str, TmuxBackend] = {self.backend.socket_path: self.backend}
+        #: Bad record files met by the last ``list``.
+        self.problems: list[Problem] = []
 
     def backend_for(self, session: Session) -> TmuxBackend:
         """Return the backend for the server a record's session was started on."""
@@ -218,7 +220,7 @@ class Manager:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_name_free(self, name: str) -> None:
-        for other in self.store.list(include_ended=False):
+        for other in self.store.list(Query(include_ended=False)).sessions:
             if other.name == name:
                 raise exc.NameInUse(name, other.id)
 
@@ -248,7 +250,7 @@ class Manager:
         argv = [sys.executable, "-I", "-S", str(Path(launch.__file__).resolve())]
         fifo: Path | None = None
         if secret:
-            fifo = self.store.run_dir / f"{sid}-{os.urandom(4).hex()}.fifo"
+            fifo = self.store.runtime_dir() / f"{sid}-{os.urandom(4).hex()}.fifo"
             os.mkfifo(fifo, 0o600)
             argv += ["--secrets", str(fifo)]
         argv += ["--", *command]
@@ -323,20 +325,22 @@ class Manager:
         Without ``live`` this reads the store alone. A ``starting`` record older
         than :data:`START_TIMEOUT` is recorded as failed either way.
         """
-        filters: dict[str, object] = {
-            "status": status,
-            "agent_id": agent_id,
-            "workspace_id": workspace_id,
-            "include_ended": include_ended,
-        }
-        sessions = self.store.list(**filters)  # type: ignore[arg-type]
+        query = Query(
+            status=status,
+            agent_id=agent_id,
+            workspace_id=workspace_id,
+            include_ended=include_ended,
+        )
+        listing = self.store.list(query)
+        self.problems = listing.problems
+        sessions = listing.sessions
         if any(self._start_timed_out(s) for s in sessions):
             for s in sessions:
                 if self._start_timed_out(s):
                     self._mark_start_failed(
                         s.id, "start did not finish in time", only_if=self._start_timed_out
                     )
-            sessions = self.store.list(**filters)  # type: ignore[arg-type]
+            sessions = self.store.list(query).sessions
         end = None if limit is None else offset + limit
         sessions = sessions[offset:end]
         if not live:
@@ -513,7 +517,9 @@ class Manager:
             # is sound, since the grace period and apply's re-check cover the gap.
             pending = _in_background(lambda: _live(backend))
             records = [
-                r for r in self.store.list() if r.tmux_socket in (None, backend.socket_path)
+                r
+                for r in self.store.list().sessions
+                if r.tmux_socket in (None, backend.socket_path)
             ]
             live = pending()
             matched = rec.match(records, live)

@@ -46,6 +46,18 @@ class Status(enum.StrEnum):
 
 ENDED = frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED})
 
+
+class Activity(enum.StrEnum):
+    """What a live agent is doing: derived from its pane and its hooks, never a status."""
+
+    WORKING = "working"
+    WAITING = "waiting"
+    IDLE = "idle"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
 #: The one table of allowed status changes. Ended states have no way out.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.CREATED: frozenset({Status.STARTING, Status.FAILED, Status.STOPPED}),
@@ -144,7 +156,58 @@ def age_seconds(value: str, now: dt.datetime) -> float:
     return (now - parse_time(value)).total_seconds()
 
 
+# --- live tmux state (plain data; tmux.py fills it, reconcile.py judges it) -------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LivePane:
+    """The first pane of a tmux session, as one listing saw it."""
+
+    session_id: str
+    session_name: str
+    session_created: int
+    #: ``@amux_id``: the record id this session claims to belong to.
+    owner_id: str | None
+    orphan_tag: bool
+    pane_id: str
+    pane_pid: int | None
+    pane_dead: bool
+    pane_dead_status: int | None
+    #: Set when a signal ended the agent (tmux >= 3.3; else never).
+    pane_dead_signal: int | None = None
+    #: When tmux saw the pane die (epoch seconds), if it says.
+    pane_dead_time: int | None = None
+    #: ``@amux_store``: the id of the store that started this session.
+    store_id: str | None = None
+    #: When the window last had output (epoch seconds), if tmux says.
+    activity_at: int | None = None
+
+
 # --- the record ------------------------------------------------------------------------
+
+#: How many earlier runs of a restarted session the record keeps.
+MAX_RUNS = 10
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    """How one earlier run of a session ended (``restart`` keeps a short history)."""
+
+    started_at: str | None
+    stopped_at: str | None
+    status: Status
+    exit_code: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain data in field order."""
+        return {
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "error": self.error,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -175,8 +238,14 @@ class Session:
     error: str | None = None
     started_at: str | None = None
     stopped_at: str | None = None
+    #: What the agent last said it is doing (``mark``), and when.
+    activity: Activity | None = None
+    activity_at: str | None = None
+    runs: tuple[Run, ...] = ()
     revision: int = 0
     schema: int = SCHEMA_VERSION
+    #: Keys a person added by hand, kept verbatim on every rewrite.
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> Session:
         """Return a copy with ``changes`` applied."""
@@ -189,17 +258,23 @@ class Session:
         return dataclasses.replace(self, status=target, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the record as plain data in schema field order."""
+        """Return the record as plain data in schema field order, hand-added keys last."""
         data: dict[str, Any] = {}
         for field in _FIELD_NAMES:
             value = getattr(self, field)
-            if field == "status":
-                value = value.value
+            if field in ("status", "activity"):
+                value = None if value is None else value.value
             elif field == "command":
                 value = list(value)
             elif field == "environment":
                 value = dict(value)
+            elif field == "runs":
+                value = [run.to_dict() for run in value]
+            elif field == "extra":
+                continue
             data[field] = value
+        for key, value in self.extra.items():
+            data.setdefault(key, value)
         return data
 
     @classmethod
@@ -213,10 +288,10 @@ class Session:
         """
         if not isinstance(data, dict):
             raise ValueError(f"record is a {type(data).__name__}, not a mapping")
-        unknown = data.keys() - _FIELD_SET
-        if unknown:
-            raise ValueError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
         kwargs: dict[str, Any] = {}
+        extra = {key: value for key, value in data.items() if key not in _FIELD_SET}
+        if extra:
+            kwargs["extra"] = extra
         for field, check in _CHECKS.items():
             if field in data:
                 kwargs[field] = check(field, data[field])
@@ -229,7 +304,8 @@ class Session:
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Session))
-_FIELD_SET = frozenset(_FIELD_NAMES)
+#: Keys of a record file that are schema fields (``extra`` holds the others).
+_FIELD_SET = frozenset(_FIELD_NAMES) - {"extra"}
 
 
 def _opt_str(field: str, value: object) -> str | None:
@@ -301,6 +377,32 @@ def _environment(field: str, value: object) -> dict[str, str]:
     raise ValueError(f"{field} must map text to text")
 
 
+def _activity(field: str, value: object) -> Activity | None:
+    if value is None:
+        return None
+    try:
+        return Activity(value) if isinstance(value, str) else Activity("")
+    except ValueError:
+        raise ValueError(f"{field} {value!r} is not a known activity") from None
+
+
+def _runs(field: str, value: object) -> tuple[Run, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{field} must be a list of mappings")
+    return tuple(
+        Run(
+            started_at=_time("started_at", item.get("started_at")),
+            stopped_at=_time("stopped_at", item.get("stopped_at")),
+            status=_status("status", item.get("status")),
+            exit_code=_opt_int("exit_code", item.get("exit_code")),
+            error=_opt_str("error", item.get("error")),
+        )
+        for item in value[-MAX_RUNS:]
+    )
+
+
 _CHECKS: dict[str, Callable[[str, object], Any]] = {
     "id": _req_str,
     "status": _status,
@@ -322,6 +424,9 @@ _CHECKS: dict[str, Callable[[str, object], Any]] = {
     "error": _opt_str,
     "started_at": _time,
     "stopped_at": _time,
+    "activity": _activity,
+    "activity_at": _time,
+    "runs": _runs,
     "revision": _int,
     "schema": _int,
 }

@@ -15,8 +15,15 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from amux_tmux import exc
-from amux_tmux.model import SESSION_PREFIX, Session, Status, is_valid_id, parse_time, utcnow
-from amux_tmux.tmux import LivePane
+from amux_tmux.model import (
+    SESSION_PREFIX,
+    LivePane,
+    Session,
+    Status,
+    is_valid_id,
+    parse_time,
+    utcnow,
+)
 
 DEFAULT_GRACE = 30.0
 #: tmux's session_created is whole seconds; a start is recorded within this of it.

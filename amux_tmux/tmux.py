@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from amux_tmux import exc
+from amux_tmux.model import LivePane
 from amux_tmux.secrets import scrub_environ
 
 MIN_VERSION = (3, 2)
@@ -53,25 +54,6 @@ _NO_SERVER = re.compile(
 )
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 _version_checked: set[str] = set()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LivePane:
-    """The first pane of a tmux session on our server, as one listing saw it."""
-
-    session_id: str
-    session_name: str
-    session_created: int
-    owner_id: str | None
-    orphan_tag: bool
-    pane_id: str
-    pane_pid: int | None
-    pane_dead: bool
-    pane_dead_status: int | None
-    #: Set when a signal ended the agent (tmux >= 3.3; else never).
-    pane_dead_signal: int | None = None
-    #: When tmux saw the pane die (epoch seconds), if it says.
-    pane_dead_time: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

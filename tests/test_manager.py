@@ -90,7 +90,7 @@ def test_exact_targets_never_prefix_match(
     assert alive == ["amux-abc1234"]
     assert manager.look("abc1234").state == "alive"
     manager.remove("abc12")
-    assert [s.id for s in store.list()] == ["abc1234"]
+    assert [s.id for s in store.list().sessions] == ["abc1234"]
 
 
 def test_references(manager: Manager, store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,7 +186,7 @@ def test_start_failure_marks_record_failed(
     monkeypatch.setattr(manager.backend, "new_session", refuse)
     with pytest.raises(exc.SessionStartFailed):
         _start(manager)
-    [record] = store.list()
+    [record] = store.list().sessions
     assert record.status is Status.FAILED
     assert record.error is not None
     assert "duplicate session" in record.error
@@ -219,7 +219,9 @@ def test_stale_start_that_finished_meanwhile_is_left_running(
     store.update("slow01", lambda s: s.transition(Status.RUNNING))
     real_list = store.list
     calls = iter([snapshot])
-    monkeypatch.setattr(store, "list", lambda **kw: next(calls, None) or real_list(**kw))
+    monkeypatch.setattr(
+        store, "list", lambda q=None: next(calls, None) or real_list(q)
+    )
     [seen] = manager.list(include_ended=True)
     assert seen.session.status is Status.RUNNING
     assert store.get("slow01").status is Status.RUNNING
@@ -236,7 +238,7 @@ def test_start_rejects_bad_input_before_writing(manager: Manager, store: FileSto
     for spec in cases:
         with pytest.raises(exc.UsageError):
             manager.start(spec)
-    assert store.list() == []
+    assert store.list().sessions == []
     assert not store.sessions_dir.exists() or not any(store.sessions_dir.iterdir())
 
 

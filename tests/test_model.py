@@ -313,7 +313,7 @@ sessions = st.builds(
 @given(sessions)
 def test_dict_round_trip(record: Session) -> None:
     data = record.to_dict()
-    assert list(data) == [f.name for f in dataclasses.fields(Session)]
+    assert list(data) == [f.name for f in dataclasses.fields(Session) if f.name != "extra"]
     assert isinstance(data["status"], str)
     assert isinstance(data["command"], list)
     assert type(data["environment"]) is dict
@@ -372,8 +372,6 @@ BAD_FIELDS = [
     {"revision": "1"},
     {"revision": True},
     {"schema": 1.0},
-    {"unexpected": "field"},
-    {"__class__": "x"},
 ]
 
 

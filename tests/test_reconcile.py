@@ -26,7 +26,7 @@ from amux_tmux.reconcile import (
     owner_of,
     plan,
 )
-from amux_tmux.tmux import LivePane
+from amux_tmux.model import LivePane
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 OLD = 3600.0

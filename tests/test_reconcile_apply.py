@@ -116,7 +116,7 @@ def test_killed_session_record_removed(manager: Manager, tmux_cli: TmuxCli) -> N
     tmux_cli("kill-session", "-t", f"=amux-{session.id}")
     report = manager.reconcile(REMOVE0)
     assert _kinds(report) == [(Kind.REMOVE_RECORD, session.id)]
-    assert [s.id for s in manager.store.list()] == [keep.id]
+    assert [s.id for s in manager.store.list().sessions] == [keep.id]
     assert _sessions(tmux_cli) == [f"amux-{keep.id}"]
     assert manager.reconcile(REMOVE0).actions == []
 

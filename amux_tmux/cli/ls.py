@@ -44,7 +44,7 @@ def command_ls(args: argparse.Namespace) -> int:
         offset=args.offset,
         live=args.live,
     )
-    for problem in manager.store.problems:
+    for problem in manager.problems:
         print(f"amux-tmux: warning: {problem}", file=sys.stderr)
     if args.json:
         print_json([record_json(o) for o in rows])

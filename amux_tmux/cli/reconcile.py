@@ -76,7 +76,7 @@ def command_reconcile(args: argparse.Namespace) -> int:
         else:
             print("reconcile: busy (another reconcile is running)")
         return 0
-    for problem in manager.store.problems:
+    for problem in manager.problems:
         print(f"amux-tmux: warning: {problem}", file=sys.stderr)
     if args.json:
         items = (

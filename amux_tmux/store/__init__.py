@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amux_tmux.store.base import Mutation, SessionStore
+from amux_tmux.store.base import Listing, Mutation, Problem, Query, SessionStore
 from amux_tmux.store.file import FileStore
 
-__all__ = ["FileStore", "Mutation", "SessionStore"]
+__all__ = ["FileStore", "Listing", "Mutation", "Problem", "Query", "SessionStore"]

@@ -1,9 +1,11 @@
-"""The storage interface the lifecycle code depends on."""
+"""The storage interface the lifecycle code depends on, and the values it trades in."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Protocol
 
 from amux_tmux.model import Session, Status
@@ -12,8 +14,84 @@ from amux_tmux.model import Session, Status
 Mutation = Callable[[Session], Session]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    """Which records ``list`` returns, sorted by ``(created_at, id)``.
+
+    >>> Query(limit=20).include_ended
+    True
+    """
+
+    status: Collection[Status] | None = None
+    agent_id: str | None = None
+    workspace_id: str | None = None
+    include_ended: bool = True
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    """A record file that could not be used.
+
+    Its ``session_id`` (from the file name) still names a session: whatever runs under
+    that id is protected until a person fixes or removes the file.
+    """
+
+    path: str
+    why: str
+    session_id: str | None = None
+    #: Where a hostile or non-YAML file was moved, if it was.
+    quarantined_to: str | None = None
+
+    def __str__(self) -> str:
+        where = f" (moved to {self.quarantined_to})" if self.quarantined_to else ""
+        return f"bad record {self.path}: {self.why}{where}"
+
+    def to_dict(self) -> dict[str, str | None]:
+        """Return plain data for ``--json``."""
+        return {
+            "id": self.session_id,
+            "path": self.path,
+            "why": self.why,
+            "quarantined_to": self.quarantined_to,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Listing:
+    """What ``list`` found: the page of records asked for and every bad file seen."""
+
+    sessions: list[Session]
+    problems: list[Problem]
+    #: How many records matched before ``limit``/``offset``.
+    total: int
+
+
 class SessionStore(Protocol):
-    """Where session records live. Every change is a locked read-modify-write."""
+    """Where session records live. Every change is a locked read-modify-write.
+
+    Reading never creates anything; the first write creates the store and its id.
+    """
+
+    root: Path
+
+    @property
+    def store_id(self) -> str | None:
+        """This store's random, stable id; ``None`` before anything was written."""
+        ...
+
+    def ensure_store_id(self) -> str:
+        """Return the store id, creating the store (and the id) if need be."""
+        ...
+
+    def runtime_dir(self) -> Path:
+        """Return a private directory for one-shot files (FIFOs); created if missing."""
+        ...
+
+    def log_path(self, session_id: str) -> Path:
+        """Return where the pane output of ``session_id`` is kept."""
+        ...
 
     def new_id(self) -> str:
         """Return an id no record or lock uses yet."""
@@ -35,17 +113,12 @@ class SessionStore(Protocol):
         """Remove a record under its lock after ``check`` (which may raise) approves."""
         ...
 
-    def list(
-        self,
-        *,
-        status: Collection[Status] | None = None,
-        agent_id: str | None = None,
-        workspace_id: str | None = None,
-        include_ended: bool = True,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Session]:
-        """Return records matching every filter, sorted by ``(created_at, id)``."""
+    def discard(self, session_id: str) -> None:
+        """Remove a bad record file (``rm --force`` of a record that cannot be read)."""
+        ...
+
+    def list(self, query: Query | None = None) -> Listing:
+        """Return records matching ``query`` and every problem met on the way."""
         ...
 
     def resolve(self, ref: str) -> Session:
@@ -56,4 +129,8 @@ class SessionStore(Protocol):
         self, session_id: str, timeout: float | None = None
     ) -> contextlib.AbstractContextManager[None]:
         """Hold the record's lock (for multi-step work such as starting tmux)."""
+        ...
+
+    def store_lock(self, name: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+        """Hold a store-wide named lock such as ``reconcile``."""
         ...

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amux_tmux import exc
-from amux_tmux.model import NAME_RE, Session, Status, generate_id, utcnow, validate_id
+from amux_tmux.model import NAME_RE, Session, generate_id, is_valid_id, utcnow, validate_id
 from amux_tmux.secrets import mask_environment
 from amux_tmux.store import atomic, codec, locks
-from amux_tmux.store.base import Mutation
+from amux_tmux.store.base import Listing, Mutation, Problem, Query
 
 AMUX_DIR = ".amux"
 RECORD_PREFIX = "session-"
@@ -30,6 +30,14 @@ RECORD_SUFFIX = ".yaml"
 # Coarser than any file system timestamp tick we know of (ext4 follows the jiffy clock).
 RACY_WINDOW_NS = 100_000_000
 QUARANTINE_LOCK_TIMEOUT = 0.5
+STORE_ID_FILE = "store-id"
+STORE_ID_BYTES = 8
+#: Written when the store is created, so `git status` in the project stays clean.
+GITIGNORE = "# made by amux-tmux: session records are local state\n*\n!.gitignore\n!config.yaml\n"
+
+
+#: Problems met while reading (a module name: ``FileStore.list`` shadows the builtin).
+_Problems = list[Problem]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +67,11 @@ class FileStore:
         self.locks_dir = self.amux_dir / "locks"
         self.quarantine_dir = self.amux_dir / "quarantine"
         self.run_dir = self.amux_dir / "run"
+        self.logs_dir = self.amux_dir / "logs"
         self.lock_timeout = lock_timeout
-        #: Records found bad (and quarantined) by the last ``list`` or ``get``.
-        self.problems: list[exc.CorruptRecord] = []
         self._cache: dict[str, _Cached] = {}
         self._dirs_ready = False
+        self._store_id: str | None = None
 
     # --- paths ---------------------------------------------------------------------
 
@@ -75,6 +83,54 @@ class FileStore:
         """Return the lock file for a record id or a named store-wide lock."""
         return self.locks_dir / f"{name}.lock"
 
+    def log_path(self, session_id: str) -> Path:
+        """Return where the pane output of ``session_id`` is kept."""
+        return self.logs_dir / f"{validate_id(session_id)}.log"
+
+    def runtime_dir(self) -> Path:
+        """Return ``.amux/run`` (0700), for one-shot FIFOs; created if missing."""
+        self.ensure_dirs()
+        return self.run_dir
+
+    @property
+    def store_id(self) -> str | None:
+        """This store's id from ``.amux/store-id``; ``None`` if there is none yet."""
+        if self._store_id is None:
+            try:
+                fd = os.open(
+                    self.amux_dir / STORE_ID_FILE,
+                    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                )
+            except OSError:
+                return None
+            try:
+                text = os.read(fd, 256).decode("ascii", "replace").strip()
+            finally:
+                os.close(fd)
+            if not is_valid_id(text):
+                raise exc.StoreError(
+                    f"{self.amux_dir / STORE_ID_FILE} does not hold a store id; "
+                    "restore it or remove it (sessions tagged with the old id become foreign)"
+                )
+            self._store_id = text
+        return self._store_id
+
+    def ensure_store_id(self) -> str:
+        """Return the store id, creating the store and a random id on first use."""
+        existing = self.store_id
+        if existing is not None:
+            return existing
+        self.ensure_dirs()
+        with self.store_lock("store-id", self.lock_timeout):
+            existing = self.store_id
+            if existing is None:
+                atomic.write_durable(
+                    self.amux_dir / STORE_ID_FILE, (os.urandom(STORE_ID_BYTES).hex() + "\n").encode()
+                )
+                existing = self.store_id
+        assert existing is not None
+        return existing
+
     def ensure_dirs(self) -> None:
         """Create the store's directories 0700, refusing symlinks where we write."""
         if self._dirs_ready:
@@ -82,12 +138,17 @@ class FileStore:
         if not self.root.is_dir():
             # Creating a mistyped --root (and its parents) would scatter records.
             raise exc.UnsafePath(str(self.root), "the root directory does not exist")
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self.amux_dir, 0o700)
+            with contextlib.suppress(OSError):
+                atomic.write_durable(self.amux_dir / ".gitignore", GITIGNORE.encode(), 0o644)
         for directory in (
             self.amux_dir,
             self.sessions_dir,
             self.locks_dir,
             self.quarantine_dir,
             self.run_dir,
+            self.logs_dir,
         ):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(directory, 0o700)
@@ -147,48 +208,41 @@ class FileStore:
         SessionNotFound
             No such record.
         CorruptRecord
-            The file was bad; it has been moved to quarantine.
+            The file cannot be used (it says why, and what to do).
         """
         path = self.path_for(session_id)
         if not self._check_real_dir(self.sessions_dir):
             raise exc.SessionNotFound(session_id)
-        reported = len(self.problems)
-        session = self._load(path, session_id, use_cache=False)
+        problems: _Problems = []
+        session = self._load(path, session_id, problems, use_cache=False)
         if session is None:
-            if len(self.problems) > reported:
-                raise self.problems[-1]
+            if problems:
+                p = problems[-1]
+                raise exc.CorruptRecord(p.path, p.why, p.quarantined_to)
             raise exc.SessionNotFound(session_id)
         return session
 
-    def list(
-        self,
-        *,
-        status: Collection[Status] | None = None,
-        agent_id: str | None = None,
-        workspace_id: str | None = None,
-        include_ended: bool = True,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Session]:
-        """Return matching records sorted by ``(created_at, id)``.
+    def list(self, query: Query | None = None) -> Listing:
+        """Return records matching ``query``, sorted by ``(created_at, id)``.
 
-        Bad files are quarantined and reported in :attr:`problems`; they never stop
-        the listing.
+        A file that cannot be used is one :class:`Problem` in the listing; it never
+        stops the listing.
         """
-        self.problems = []
+        q = query or Query()
+        problems: _Problems = []
         sessions = [
             s
-            for s in self._iter_all()
-            if (status is None or s.status in status)
-            and (include_ended or not s.status.ended)
-            and (agent_id is None or s.agent_id == agent_id)
-            and (workspace_id is None or s.workspace_id == workspace_id)
+            for s in self._iter_all(problems)
+            if (q.status is None or s.status in q.status)
+            and (q.include_ended or not s.status.ended)
+            and (q.agent_id is None or s.agent_id == q.agent_id)
+            and (q.workspace_id is None or s.workspace_id == q.workspace_id)
         ]
         sessions.sort(key=lambda s: (s.created_at, s.id))
-        end = None if limit is None else offset + limit
-        return sessions[offset:end]
+        end = None if q.limit is None else q.offset + q.limit
+        return Listing(sessions[q.offset : end], problems, len(sessions))
 
-    def _iter_all(self) -> Iterator[Session]:
+    def _iter_all(self, problems: _Problems) -> Iterator[Session]:
         self._check_real_dir(self.amux_dir)
         if not self._check_real_dir(self.sessions_dir):
             return
@@ -203,17 +257,21 @@ class FileStore:
             try:
                 validate_id(session_id)
             except exc.InvalidSessionId:
-                self._quarantine(path, None, "file name holds no valid session id")
+                problems.append(
+                    self._quarantine(path, None, "file name holds no valid session id")
+                )
                 continue
             seen.add(name)
-            session = self._load(path, session_id, use_cache=True)
+            session = self._load(path, session_id, problems, use_cache=True)
             if session is not None:
                 yield session
         for stale in self._cache.keys() - seen:
             del self._cache[stale]
 
-    def _load(self, path: Path, session_id: str, *, use_cache: bool) -> Session | None:
-        """Read one record; ``None`` if it vanished or was quarantined."""
+    def _load(
+        self, path: Path, session_id: str, problems: _Problems, *, use_cache: bool
+    ) -> Session | None:
+        """Read one record; ``None`` (and a problem, unless it vanished) if unusable."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -221,7 +279,7 @@ class FileStore:
             return None
         except OSError as err:
             if err.errno == errno.ELOOP:
-                self._quarantine(path, session_id, "record is a symbolic link")
+                problems.append(self._quarantine(path, session_id, "record is a symbolic link"))
                 return None
             raise exc.StoreError(f"cannot read {path}: {err.strerror}") from None
         try:
@@ -259,14 +317,14 @@ class FileStore:
                 )
                 return session
         self._cache.pop(path.name, None)
-        self._quarantine(path, session_id, why, inode=st.st_ino)
+        problems.append(self._quarantine(path, session_id, why, inode=st.st_ino))
         return None
 
     # --- quarantine ----------------------------------------------------------------
 
     def _quarantine(
         self, path: Path, session_id: str | None, why: str, inode: int | None = None
-    ) -> None:
+    ) -> Problem:
         """Move a bad file aside so it can be inspected and never breaks a listing.
 
         Under the record's lock, and only if the file is still the one judged bad: a
@@ -283,17 +341,16 @@ class FileStore:
             with guard:
                 st = os.lstat(path)
                 if inode is not None and st.st_ino != inode:
-                    return  # replaced by a writer since we read it; the next read decides
+                    # Replaced by a writer since we read it; the next read decides.
+                    return Problem(str(path), "changed while being read", session_id)
                 stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
                 target = self.quarantine_dir / f"{path.name}.{stamp}.{st.st_ino}.bad"
                 os.replace(path, target)
                 atomic.fsync_dir(self.sessions_dir)
                 moved_to = str(target)
-        except FileNotFoundError:
-            return
         except (OSError, exc.AmuxError):
-            pass  # reported below as bad but left in place; list still goes on
-        self.problems.append(exc.CorruptRecord(str(path), why, moved_to))
+            pass  # reported as bad but left in place; list still goes on
+        return Problem(str(path), why, session_id, moved_to)
 
     # --- writing -------------------------------------------------------------------
 
@@ -306,6 +363,7 @@ class FileStore:
             If a record with this id exists already.
         """
         path = self.path_for(session.id)
+        self.ensure_store_id()
         with self.lock(session.id):
             if os.path.lexists(path):
                 raise exc.StoreError(f"session {session.id} already exists")
@@ -350,6 +408,26 @@ class FileStore:
             self._cache.pop(path.name, None)
             return current
 
+    def discard(self, session_id: str) -> None:
+        """Remove the file of ``session_id`` whatever it holds (a record that cannot be read).
+
+        Raises
+        ------
+        SessionNotFound
+            There is no such file.
+        """
+        path = self.path_for(session_id)
+        with self.lock(session_id):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                raise exc.SessionNotFound(session_id) from None
+            except OSError as err:
+                raise exc.StoreError(f"could not remove {path}: {err.strerror or err}") from None
+            with contextlib.suppress(OSError):
+                atomic.fsync_dir(self.sessions_dir)
+            self._cache.pop(path.name, None)
+
     def _write(self, path: Path, session: Session) -> Session:
         # Masking here means no caller can put a raw secret on disk, by mistake or not.
         session = session.evolve(
@@ -391,7 +469,7 @@ class FileStore:
             raise exc.InvalidSessionId(ref)
         with contextlib.suppress(exc.InvalidSessionId, exc.SessionNotFound):
             return self.get(ref)
-        everything = self.list()
+        everything = self.list().sessions
         named = [s for s in everything if s.name == ref]
         if len(named) > 1:
             # Names are unique among live sessions; ended ones may repeat a name.

@@ -82,7 +82,7 @@ def test_tmux_missing_exits_5(cli: Cli, tmp_path: pathlib.Path) -> None:
     env = _no_tmux_env(tmp_path)
     line = assert_one_line_error(cli.run("start", "--", "true", code=None, env=env), 5)
     assert "tmux not found" in line
-    assert FileStore(cli.root).list() == []  # nothing was written
+    assert FileStore(cli.root).list().sessions == []  # nothing was written
 
     _record(
         FileStore(cli.root),
@@ -110,7 +110,7 @@ def test_tmux_missing_exits_5(cli: Cli, tmp_path: pathlib.Path) -> None:
     assert len(shown.stderr.splitlines()) == 1
     # rm --force removes a record even when tmux cannot be asked.
     cli.run("rm", "--force", "abc123", env=env)
-    assert FileStore(cli.root).list() == []
+    assert FileStore(cli.root).list().sessions == []
 
 
 def test_tmux_too_old_exits_5(cli: Cli, tmp_path: pathlib.Path) -> None:
@@ -122,7 +122,7 @@ def test_tmux_too_old_exits_5(cli: Cli, tmp_path: pathlib.Path) -> None:
     env = {**os.environ, "PATH": f"{fake}:{os.environ.get('PATH', '')}"}
     line = assert_one_line_error(cli.run("start", "--", "true", code=None, env=env), 5)
     assert "tmux 2.9 is too old" in line
-    assert FileStore(cli.root).list() == []
+    assert FileStore(cli.root).list().sessions == []
 
 
 @pytest.mark.parametrize(

@@ -150,7 +150,7 @@ def test_killed_session_marked_then_removed(
     out = _cli(tmp_path, sock, "--remove", "--grace", "0")
     assert (out.returncode, out.stdout) == (0, "reconcile: 1 records removed\n")
     assert not store.exists(gone.id)
-    assert [s.id for s in store.list()] == [keep.id]
+    assert [s.id for s in store.list().sessions] == [keep.id]
     assert _sessions(tmux_cli) == [f"amux-{keep.id}"]
 
 
@@ -212,7 +212,7 @@ def test_second_remove_plans_nothing_and_is_quiet(
     assert second == {"busy": False, "dry_run": False, "tmux_calls": 1, "actions": []}
     quiet = _cli(tmp_path, sock, "--remove", "--grace", "0")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
-    assert store.list() == []
+    assert store.list().sessions == []
     assert _sessions(tmux_cli) == ["amux-foo"]
 
 
@@ -379,7 +379,7 @@ def test_five_at_once_act_once(
     assert len(set(done)) == len(done)
     for r in results:
         assert r["busy"] is True or r["actions"] == [] or r is acted[0]
-    assert store.list() == []
+    assert store.list().sessions == []
     assert _sessions(tmux_cli) == ["amux-foo"]
     assert _cli(tmp_path, sock, "--remove", "--grace", "0").stdout == ""
 
@@ -497,7 +497,7 @@ def test_sigkill_mid_run_then_rerun_completes(
                 proc.kill()
                 proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert sorted(s.id for s in store.list()) == ids[8:]
+    assert sorted(s.id for s in store.list().sessions) == ids[8:]
     assert len(_sessions(tmux_cli)) == 4
     # What a writer killed mid-write leaves behind: readers must ignore it.
     (store.sessions_dir / ".tmp-crashed.yaml").write_text("id: half")
@@ -505,6 +505,6 @@ def test_sigkill_mid_run_then_rerun_completes(
     out = _cli(tmp_path, sock, "--remove", "--grace", "0")
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout == "reconcile: 8 records removed, 4 tmux sessions killed\n"
-    assert store.list() == []
+    assert store.list().sessions == []
     assert _sessions(tmux_cli) == []
     assert _cli(tmp_path, sock, "--remove", "--grace", "0").stdout == ""

@@ -177,7 +177,7 @@ def test_lock_timeout_when_another_process_holds_the_lock(root: pathlib.Path, ho
 
         # Readers never wait for a lock; other records are not blocked.
         assert store.get("abc").name == "before"
-        assert [s.id for s in store.list()] == sorted(["abc", "other"])
+        assert [s.id for s in store.list().sessions] == sorted(["abc", "other"])
         assert store.update("other", lambda s: s.evolve(name="free")).revision == 2
 
         if how == "release":

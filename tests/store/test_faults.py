@@ -123,7 +123,7 @@ def test_create_failure_leaves_nothing(
         fstore.create(make_session("abc"))
     monkeypatch.undo()
     assert os.listdir(fstore.sessions_dir) == []
-    assert fstore.list() == []
+    assert fstore.list().sessions == []
     assert fstore.create(make_session("abc")).revision == 1
 
 

@@ -118,7 +118,7 @@ def test_get_before_any_directory_exists(root: pathlib.Path) -> None:
     store = FileStore(root)
     with pytest.raises(exc.SessionNotFound):
         store.get("abc")
-    assert store.list() == []
+    assert store.list().sessions == []
     assert not (root / ".amux").exists()  # reading never creates the store
 
 
@@ -129,7 +129,7 @@ def test_delete(fstore: FileStore) -> None:
     assert not fstore.exists("abc")
     with pytest.raises(exc.SessionNotFound):
         fstore.get("abc")
-    assert fstore.list() == []
+    assert fstore.list().sessions == []
     assert fstore.lock_path("abc").exists()  # lock files are never deleted
 
 
@@ -271,7 +271,7 @@ def test_modes_whatever_the_umask(root: pathlib.Path, mask: int) -> None:
         pass
     (store.sessions_dir / "session-bad.yaml").write_bytes(b"status: no\n")
     os.chmod(store.sessions_dir / "session-bad.yaml", 0o600)
-    store.list()
+    store.list().sessions
     assert len(store.problems) == 1
     os.umask(0o022)
 
@@ -314,7 +314,7 @@ def test_symlinked_store_dir_refused(
         store.create(make_session("xyz"))
     assert info.value.exit_code == exc.EXIT_USAGE
     with pytest.raises(exc.UnsafePath):
-        store.list()
+        store.list().sessions
     if which == ".amux/sessions":
         with pytest.raises(exc.UnsafePath):
             store.get("abc")
@@ -337,7 +337,7 @@ def test_symlinked_record_is_refused_not_followed(
 
     with pytest.raises(exc.StoreError):
         fstore.create(make_session("abc"))
-    assert ids(fstore.list()) == ["good"]
+    assert ids(fstore.list().sessions) == ["good"]
     assert len(fstore.problems) == 1
     assert "symbolic link" in fstore.problems[0].why
     assert not os.path.lexists(link)
@@ -419,21 +419,21 @@ def test_cache_sees_atomic_replace_with_same_size_and_mtime(fstore: FileStore) -
     fstore.create(make_session("abc", name="aaaa"))
     path = fstore.path_for("abc")
     mtime = age(path, 60)
-    assert fstore.list()[0].name == "aaaa"  # now cached (old mtime, outside racy window)
+    assert fstore.list().sessions[0].name == "aaaa"  # now cached (old mtime, outside racy window)
     data = same_size_variant(fstore, "abc", "name: aaaa", "name: bbbb")
     atomic.write_durable(path, data)  # another process: new inode, same size
     os.utime(path, ns=(mtime, mtime))
-    assert fstore.list()[0].name == "bbbb"
+    assert fstore.list().sessions[0].name == "bbbb"
 
 
 def test_cache_sees_in_place_edit_with_same_size(fstore: FileStore) -> None:
     fstore.create(make_session("abc", name="aaaa"))
     path = fstore.path_for("abc")
     age(path, 60)
-    assert fstore.list()[0].name == "aaaa"
+    assert fstore.list().sessions[0].name == "aaaa"
     rewrite_in_place(path, same_size_variant(fstore, "abc", "name: aaaa", "name: bbbb"))
     age(path, 30)  # same inode, same size, different mtime
-    assert fstore.list()[0].name == "bbbb"
+    assert fstore.list().sessions[0].name == "bbbb"
 
 
 def test_cache_racy_window_forces_reread(fstore: FileStore) -> None:
@@ -441,10 +441,10 @@ def test_cache_racy_window_forces_reread(fstore: FileStore) -> None:
     path = fstore.path_for("abc")
     # Read within the racy window: a same-tick rewrite could hide behind the same mtime.
     mtime = age(path, 0.001)
-    assert fstore.list()[0].name == "aaaa"
+    assert fstore.list().sessions[0].name == "aaaa"
     rewrite_in_place(path, same_size_variant(fstore, "abc", "name: aaaa", "name: bbbb"))
     os.utime(path, ns=(mtime, mtime))  # identical (inode, mtime, size)
-    assert fstore.list()[0].name == "bbbb"
+    assert fstore.list().sessions[0].name == "bbbb"
 
 
 def test_cache_hit_skips_reading(fstore: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -455,9 +455,9 @@ def test_cache_hit_skips_reading(fstore: FileStore, monkeypatch: pytest.MonkeyPa
     reads: list[int] = []
     real = file_mod._read_all
     monkeypatch.setattr(file_mod, "_read_all", lambda fd, n: reads.append(fd) or real(fd, n))
-    first = fstore.list()
+    first = fstore.list().sessions
     assert len(reads) == 2
-    assert fstore.list() == first
+    assert fstore.list().sessions == first
     assert len(reads) == 2  # served from the cache
     # get never trusts the cache
     assert fstore.get("abc") == first[0]
@@ -467,9 +467,9 @@ def test_cache_hit_skips_reading(fstore: FileStore, monkeypatch: pytest.MonkeyPa
 def test_cache_forgets_deleted_records(fstore: FileStore) -> None:
     fstore.create(make_session("abc"))
     age(fstore.path_for("abc"), 60)
-    assert ids(fstore.list()) == ["abc"]
+    assert ids(fstore.list().sessions) == ["abc"]
     fstore.path_for("abc").unlink()  # removed by another process
-    assert fstore.list() == []
+    assert fstore.list().sessions == []
     with pytest.raises(exc.SessionNotFound):
         fstore.get("abc")
 

@@ -206,7 +206,7 @@ CHILD_LIST = r"""
 import pathlib, sys
 from amux_tmux.store import FileStore
 store = FileStore(pathlib.Path(sys.argv[1]))
-ids = [s.id for s in store.list()]
+ids = [s.id for s in store.list().sessions]
 print(",".join(ids))
 for p in store.problems:
     print("problem", pathlib.Path(p.path).name, p.quarantined_to is not None)
