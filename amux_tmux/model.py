@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -68,7 +69,8 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
         {Status.STOPPING, Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}
     ),
     Status.STOPPING: frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}),
-    Status.ORPHANED: frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED}),
+    # Back to running when its session turns up again (a socket file restored).
+    Status.ORPHANED: frozenset({Status.RUNNING, Status.STOPPED, Status.COMPLETED, Status.FAILED}),
     Status.STOPPED: frozenset(),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset(),
@@ -111,6 +113,46 @@ def validate_name(value: str) -> str:
     return value
 
 
+#: Longest ``--agent``/``--workspace`` label accepted; labels are for tables, not payloads.
+MAX_LABEL = 128
+# C0, DEL, C1, line/paragraph separators and the bidi controls that reorder what a
+# terminal shows (a label "abc<RLO>gpj.exe" would print as "abcexe.jpg").
+_LABEL_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def validate_label(kind: str, value: str) -> str:
+    """Return ``value`` if it is usable as an agent or workspace label, else raise.
+
+    Parameters
+    ----------
+    kind : str
+        What the label is (``"agent"``, ``"workspace"``), for the message.
+    value : str
+        The label as given on the command line.
+
+    Raises
+    ------
+    UsageError
+        Empty, longer than :data:`MAX_LABEL` characters, or holding a control,
+        line-break or bidi character (exit 2, naming the limit).
+    """
+    if not value:
+        raise exc.UsageError(f"{kind} label is empty")
+    if len(value) > MAX_LABEL:
+        raise exc.UsageError(
+            f"{kind} label is {len(value)} characters long; the limit is {MAX_LABEL}: shorten it"
+        )
+    bad = _LABEL_FORBIDDEN.search(value)
+    if bad is not None:
+        raise exc.UsageError(
+            f"{kind} label contains the control character U+{ord(bad.group()):04X}; "
+            "use printable text on one line"
+        )
+    return value
+
+
 def generate_id(exists: Callable[[str], bool], attempts: int = 20) -> str:
     """Return a fresh random id for which ``exists(id)`` is false.
 
@@ -130,25 +172,39 @@ def tmux_session_name(session_id: str) -> str:
 
 # --- time ------------------------------------------------------------------------------
 
-_ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
 def utcnow() -> str:
     """Return the current UTC time as a fixed-width ISO-8601 string (sorts as text)."""
     return format_time(dt.datetime.now(dt.UTC))
 
 
 def format_time(moment: dt.datetime) -> str:
-    """Format an aware datetime as the record's UTC ISO-8601 text."""
-    return moment.astimezone(dt.UTC).strftime(_ISO_FORMAT)
+    """Format an aware datetime as the record's UTC ISO-8601 text.
+
+    Raises
+    ------
+    OverflowError
+        When the moment in UTC falls outside years 1-9999.
+    """
+    utc = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    # isoformat pads the year to four digits; strftime("%Y") does not on glibc.
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: str) -> dt.datetime:
-    """Parse a record timestamp (any ISO-8601 with offset or ``Z``) to an aware datetime."""
-    parsed = dt.datetime.fromisoformat(value)
+    """Parse a timestamp (ISO-8601; date-only or naive means UTC) to an aware UTC datetime.
+
+    Raises
+    ------
+    ValueError
+        Not a time, or one that cannot be expressed in UTC (``0001-01-01T00:00+14:00``).
+    """
+    parsed = dt.datetime.fromisoformat(value.strip())
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
+        return parsed.replace(tzinfo=dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"time {value[:40]!r} is out of range in UTC") from None
 
 
 def age_seconds(value: str, now: dt.datetime) -> float:
@@ -181,6 +237,16 @@ class LivePane:
     store_id: str | None = None
     #: When the window last had output (epoch seconds), if tmux says.
     activity_at: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProcessFacts:
+    """What the system says about a recorded agent pid right now."""
+
+    #: When the process now holding the pid started; ``None``: no such process.
+    create_time: float | None
+    #: It has exited but nobody reaped it yet (it is not running).
+    zombie: bool = False
 
 
 # --- the record ------------------------------------------------------------------------
@@ -281,10 +347,17 @@ class Session:
     def from_dict(cls, data: object) -> Session:
         """Build a record from untrusted plain data, checking every type.
 
+        What a person would write by hand is accepted and normalised in memory (the
+        file is rewritten only by the next change): ``status: Running``, ``pid: '123'``,
+        ``name: 123``, ``command: sleep 1000``, numbers and booleans as environment
+        values, ``environment: null``, date-only or naive times (taken as UTC), and
+        keys outside the schema, which are kept in ``extra``.
+
         Raises
         ------
         ValueError
-            With a short reason, when anything does not fit the schema.
+            With a short reason (and what to write instead), when a value's meaning
+            is not clear or anything required is missing.
         """
         if not isinstance(data, dict):
             raise ValueError(f"record is a {type(data).__name__}, not a mapping")
@@ -308,82 +381,170 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Session))
 _FIELD_SET = frozenset(_FIELD_NAMES) - {"extra"}
 
 
+# The checks below read what a person may have typed: YAML 1.1 turns bare `1` into an
+# int, `yes`/`on`/`true` into booleans and `2026-11-24` into a date. Where the meaning
+# is clear the value is coerced; where YAML may have changed it (`1.10` is the float 1.1,
+# `yes` the program is True) the message asks for quotes instead of guessing.
+_INT_TEXT = re.compile(r"[-+]?[0-9]{1,19}")
+_FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_QUOTE_HINT = "put the value in quotes"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean (YAML reads bare yes/no/on/off/true/false so)"
+    if isinstance(value, float):
+        return "a number with a fraction (YAML reads 1.10 as 1.1)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
 def _opt_str(field: str, value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise ValueError(f"{field} must be text, got {type(value).__name__}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{field} must be text, got {_kind(value)}; {_QUOTE_HINT}")
 
 
 def _req_str(field: str, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    raise ValueError(f"{field} must be text, got {type(value).__name__}")
-
-
-def _time(field: str, value: object) -> str | None:
-    # A hand-edited file may hold an unquoted timestamp, which YAML turns into a datetime.
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return format_time(value)
     text = _opt_str(field, value)
-    if text is not None:
-        try:
-            parse_time(text)
-        except ValueError:
-            raise ValueError(f"{field} is not an ISO-8601 time: {text[:40]!r}") from None
+    if text is None:
+        raise ValueError(f"{field} must not be empty")
     return text
 
 
+def _time(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    # An unquoted timestamp reaches us as a datetime, a bare 2026-11-24 as a date.
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    elif isinstance(value, str):
+        try:
+            moment = parse_time(value)
+        except ValueError:
+            raise ValueError(
+                f"{field} is not a time: {value[:40]!r}; write it like 2026-11-24T10:30:00Z"
+            ) from None
+    else:
+        raise ValueError(f"{field} must be a time like 2026-11-24T10:30:00Z, got {_kind(value)}")
+    try:
+        return format_time(moment)
+    except OverflowError:
+        raise ValueError(f"{field} {str(value)[:40]!r} is out of range in UTC") from None
+
+
 def _opt_int(field: str, value: object) -> int | None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise ValueError(f"{field} must be an integer, got {type(value).__name__}")
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value)
+    raise ValueError(f"{field} must be a whole number, got {_kind(value)}")
 
 
 def _int(field: str, value: object) -> int:
     result = _opt_int(field, value)
     if result is None:
-        raise ValueError(f"{field} must be an integer")
+        raise ValueError(f"{field} must be a whole number")
     return result
 
 
 def _opt_float(field: str, value: object) -> float | None:
     if value is None:
         return None
+    if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        value = float(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    raise ValueError(f"{field} must be a finite number, got {_kind(value)}")
+
+
+def _word(value: str) -> str:
+    # `status: Running` or `" running "` mean what they say.
+    return value.strip().lower()
 
 
 def _status(field: str, value: object) -> Status:
     try:
-        return Status(value) if isinstance(value, str) else Status("")
+        return Status(_word(value)) if isinstance(value, str) else Status("")
     except ValueError:
-        raise ValueError(f"{field} {value!r} is not a known status") from None
+        choices = ", ".join(s.value for s in Status)
+        raise ValueError(f"{field} {value!r} is not one of {choices}") from None
+
+
+def _arg(field: str, index: int, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{field} item {index} is {_kind(value)}; {_QUOTE_HINT}")
 
 
 def _command(field: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, list) and all(isinstance(part, str) for part in value):
-        return tuple(value)
-    raise ValueError(f"{field} must be a list of strings")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        import shlex  # only hand-written records hold a command line
+
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as err:
+            raise ValueError(
+                f"{field} cannot be split like a shell line ({err}); write it as a list"
+            ) from None
+    if isinstance(value, list):
+        return tuple(_arg(field, index, part) for index, part in enumerate(value))
+    raise ValueError(f"{field} must be a list of arguments, got {_kind(value)}")
+
+
+def _env_value(field: str, name: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if value is None:
+        raise ValueError(f"{field} {name} has no value; write {name}: '' for an empty one")
+    raise ValueError(f"{field} {name} is {_kind(value)}; {_QUOTE_HINT}")
 
 
 def _environment(field: str, value: object) -> dict[str, str]:
-    if isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        return dict(value)
-    raise ValueError(f"{field} must map text to text")
+    if value is None:
+        return {}
+    if isinstance(value, list) and all(isinstance(item, str) and "=" in item for item in value):
+        # The docker-compose spelling: [NAME=value, ...].
+        return {name: item for name, _, item in (entry.partition("=") for entry in value)}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field} must map names to values, got {_kind(value)}")
+    result: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str):
+            raise ValueError(f"{field} name {name!r} must be text; {_QUOTE_HINT}")
+        result[name] = _env_value(field, name, item)
+    return result
 
 
 def _activity(field: str, value: object) -> Activity | None:
     if value is None:
         return None
     try:
-        return Activity(value) if isinstance(value, str) else Activity("")
+        return Activity(_word(value)) if isinstance(value, str) else Activity("")
     except ValueError:
-        raise ValueError(f"{field} {value!r} is not a known activity") from None
+        choices = ", ".join(a.value for a in Activity)
+        raise ValueError(f"{field} {value!r} is not one of {choices}") from None
 
 
 def _runs(field: str, value: object) -> tuple[Run, ...]:
@@ -393,11 +554,11 @@ def _runs(field: str, value: object) -> tuple[Run, ...]:
         raise ValueError(f"{field} must be a list of mappings")
     return tuple(
         Run(
-            started_at=_time("started_at", item.get("started_at")),
-            stopped_at=_time("stopped_at", item.get("stopped_at")),
-            status=_status("status", item.get("status")),
-            exit_code=_opt_int("exit_code", item.get("exit_code")),
-            error=_opt_str("error", item.get("error")),
+            started_at=_time(f"{field} started_at", item.get("started_at")),
+            stopped_at=_time(f"{field} stopped_at", item.get("stopped_at")),
+            status=_status(f"{field} status", item.get("status")),
+            exit_code=_opt_int(f"{field} exit_code", item.get("exit_code")),
+            error=_opt_str(f"{field} error", item.get("error")),
         )
         for item in value[-MAX_RUNS:]
     )
