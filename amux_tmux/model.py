@@ -59,6 +59,7 @@ class Activity(enum.StrEnum):
     def __str__(self) -> str:
         return self.value
 
+
 #: The one table of allowed status changes. Ended states have no way out.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.CREATED: frozenset({Status.STARTING, Status.FAILED, Status.STOPPED}),
@@ -171,6 +172,7 @@ def tmux_session_name(session_id: str) -> str:
 
 
 # --- time ------------------------------------------------------------------------------
+
 
 def utcnow() -> str:
     """Return the current UTC time as a fixed-width ISO-8601 string (sorts as text)."""
@@ -427,11 +429,13 @@ def _time(field: str, value: object) -> str | None:
         moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     elif isinstance(value, str):
         try:
-            moment = parse_time(value)
+            moment = dt.datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValueError(
                 f"{field} is not a time: {value[:40]!r}; write it like 2026-11-24T10:30:00Z"
             ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
     else:
         raise ValueError(f"{field} must be a time like 2026-11-24T10:30:00Z, got {_kind(value)}")
     try:

@@ -1,4 +1,4 @@
-"""The session record: status machine, ids, timestamps and strict (de)serialisation."""
+"""The session record: status machine, ids, timestamps and tolerant, checked (de)serialisation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import re
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,9 @@ from amux_tmux import exc
 from amux_tmux.model import (
     ENDED,
     ID_RE,
+    MAX_LABEL,
     TRANSITIONS,
+    Activity,
     Session,
     Status,
     can_transition,
@@ -26,6 +29,7 @@ from amux_tmux.model import (
     tmux_session_name,
     utcnow,
     validate_id,
+    validate_label,
     validate_name,
 )
 
@@ -338,48 +342,149 @@ def test_from_dict_normalises_an_unquoted_yaml_timestamp() -> None:
     assert record.created_at == NOW
 
 
-BAD_FIELDS = [
-    {"status": False},  # `status: no` in YAML 1.1
-    {"status": True},
-    {"status": "paused"},
-    {"status": None},
-    {"status": 1},
-    {"id": "ABC"},
-    {"id": "../etc"},
-    {"id": 123},
-    {"id": None},
-    {"created_at": None},
-    {"created_at": "tuesday"},
-    {"created_at": 1700000000},
-    {"updated_at": ["x"]},
-    {"started_at": "not a time"},
-    {"pid": True},
-    {"pid": "123"},
-    {"pid": 1.5},
-    {"exit_code": False},
-    {"pid_create_time": True},
-    {"pid_create_time": "1.5"},
-    {"command": "ls -l"},
-    {"command": ["ls", 1]},
-    {"command": None},
-    {"environment": {"A": 1}},
-    {"environment": {1: "a"}},
-    {"environment": ["A=1"]},
-    {"environment": {"A": None}},
-    {"name": 5},
-    {"name": False},
-    {"cwd": ["/"]},
-    {"revision": None},
-    {"revision": "1"},
-    {"revision": True},
-    {"schema": 1.0},
+class Rejected(NamedTuple):
+    test_id: str
+    fields: dict[str, object]
+    says: str  # a fragment the message must hold
+
+
+REJECTED = [
+    Rejected("status-no", {"status": False}, "one of"),  # `status: no` in YAML 1.1
+    Rejected("status-true", {"status": True}, "status"),
+    Rejected("status-unknown", {"status": "paused"}, "one of"),
+    Rejected("status-null", {"status": None}, "status"),
+    Rejected("status-int", {"status": 1}, "status"),
+    Rejected("id-upper", {"id": "ABC"}, "invalid id"),
+    Rejected("id-path", {"id": "../etc"}, "invalid id"),
+    Rejected("id-short-int", {"id": 12}, "invalid id"),
+    Rejected("id-null", {"id": None}, "id"),
+    Rejected("created-null", {"created_at": None}, "created_at"),
+    Rejected("created-word", {"created_at": "tuesday"}, "2026-11-24T10:30:00Z"),
+    Rejected("created-epoch", {"created_at": 1700000000}, "created_at"),
+    Rejected("updated-list", {"updated_at": ["x"]}, "updated_at"),
+    Rejected("started-text", {"started_at": "not a time"}, "started_at"),
+    Rejected("overflow", {"created_at": "0001-01-01T00:00:00+14:00"}, "out of range"),
+    Rejected(
+        "overflow-dt",
+        {"created_at": dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(-dt.timedelta(hours=5)))},
+        "out of range",
+    ),
+    Rejected("pid-bool", {"pid": True}, "boolean"),
+    Rejected("pid-float", {"pid": 1.5}, "fraction"),
+    Rejected("pid-word", {"pid": "twelve"}, "whole number"),
+    Rejected("exit-bool", {"exit_code": False}, "boolean"),
+    Rejected("ctime-bool", {"pid_create_time": True}, "boolean"),
+    Rejected("ctime-nan", {"pid_create_time": float("nan")}, "finite"),
+    Rejected("ctime-word", {"pid_create_time": "soon"}, "finite"),
+    Rejected("command-bool-item", {"command": ["yes"] and [True]}, "quotes"),
+    Rejected("command-float-item", {"command": ["python", 3.10]}, "1.10"),
+    Rejected("command-map", {"command": {"a": 1}}, "list"),
+    Rejected("command-unbalanced", {"command": "echo 'oops"}, "as a list"),
+    Rejected("env-float", {"environment": {"V": 3.10}}, "quotes"),
+    Rejected("env-null-value", {"environment": {"A": None}}, "A: ''"),
+    Rejected("env-int-name", {"environment": {1: "a"}}, "name"),
+    Rejected("env-list-item", {"environment": {"A": ["x"]}}, "list"),
+    Rejected("env-bare-list", {"environment": ["A"]}, "map"),
+    Rejected("env-text", {"environment": "A=1"}, "map"),
+    Rejected("name-bool", {"name": False}, "quotes"),
+    Rejected("name-float", {"name": 1.5}, "quotes"),
+    Rejected("cwd-list", {"cwd": ["/"]}, "text"),
+    Rejected("revision-null", {"revision": None}, "revision"),
+    Rejected("revision-bool", {"revision": True}, "boolean"),
+    Rejected("schema-float", {"schema": 1.0}, "schema"),
+    Rejected("activity-unknown", {"activity": "sleeping"}, "one of"),
+    Rejected("runs-text", {"runs": "none"}, "runs"),
+    Rejected("runs-bad-status", {"runs": [{"status": "gone"}]}, "runs status"),
 ]
 
 
-@pytest.mark.parametrize("fields", BAD_FIELDS, ids=repr)
-def test_from_dict_rejects_wrong_types(fields: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        Session.from_dict(full_dict(**fields))
+@pytest.mark.parametrize("case", REJECTED, ids=lambda c: c.test_id)
+def test_from_dict_rejects_what_is_not_clear(case: Rejected) -> None:
+    with pytest.raises(ValueError, match=re.escape(case.says)):
+        Session.from_dict(full_dict(**case.fields))
+
+
+class HandEdit(NamedTuple):
+    test_id: str
+    fields: dict[str, object]
+    expect: dict[str, object]
+
+
+D = dt.datetime
+HAND_EDITS = [
+    HandEdit("status-capital", {"status": "Running"}, {"status": Status.RUNNING}),
+    HandEdit("status-padded", {"status": " STOPPED "}, {"status": Status.STOPPED}),
+    HandEdit("activity-capital", {"activity": "Waiting"}, {"activity": Activity.WAITING}),
+    HandEdit("name-int", {"name": 123}, {"name": "123"}),
+    HandEdit("id-int", {"id": 123}, {"id": "123"}),
+    HandEdit("pid-text", {"pid": "123"}, {"pid": 123}),
+    HandEdit("exit-text", {"exit_code": "-1"}, {"exit_code": -1}),
+    HandEdit("revision-text", {"revision": "7"}, {"revision": 7}),
+    HandEdit("ctime-text", {"pid_create_time": "1.5"}, {"pid_create_time": 1.5}),
+    HandEdit("ctime-int", {"pid_create_time": 12}, {"pid_create_time": 12.0}),
+    HandEdit("command-line", {"command": "sleep 1000"}, {"command": ("sleep", "1000")}),
+    HandEdit(
+        "command-quoted-line",
+        {"command": "claude -p 'fix the tests'"},
+        {"command": ("claude", "-p", "fix the tests")},
+    ),
+    HandEdit("command-numbers", {"command": ["sleep", 1000]}, {"command": ("sleep", "1000")}),
+    HandEdit("command-null", {"command": None}, {"command": ()}),
+    HandEdit("env-null", {"environment": None}, {"environment": {}}),
+    HandEdit(
+        "env-scalars",
+        {"environment": {"DEBUG": 1, "VERBOSE": True, "QUIET": False, "DAY": dt.date(2026, 1, 2)}},
+        {"environment": {"DEBUG": "1", "VERBOSE": "true", "QUIET": "false", "DAY": "2026-01-02"}},
+    ),
+    HandEdit(
+        "env-compose-list",
+        {"environment": ["A=1", "B=x=y", "C="]},
+        {"environment": {"A": "1", "B": "x=y", "C": ""}},
+    ),
+    HandEdit(
+        "created-date",
+        {"created_at": dt.date(2026, 1, 2)},
+        {"created_at": "2026-01-02T00:00:00.000000Z"},
+    ),
+    HandEdit(
+        "created-date-text",
+        {"created_at": "2026-01-02"},
+        {"created_at": "2026-01-02T00:00:00.000000Z"},
+    ),
+    HandEdit("created-naive", {"created_at": D(2026, 1, 2, 3, 4, 5, 123456)}, {"created_at": NOW}),
+    HandEdit(
+        "created-naive-text", {"created_at": "2026-01-02 03:04:05.123456"}, {"created_at": NOW}
+    ),
+    HandEdit(
+        "created-offset", {"created_at": "2026-01-02T05:04:05.123456+02:00"}, {"created_at": NOW}
+    ),
+    HandEdit(
+        "created-z-short",
+        {"created_at": "2026-01-02T03:04:05Z"},
+        {"created_at": "2026-01-02T03:04:05.000000Z"},
+    ),
+    HandEdit(
+        "year-one",
+        {"created_at": "0001-01-01T00:00:00Z"},
+        {"created_at": "0001-01-01T00:00:00.000000Z"},
+    ),
+    HandEdit("runs-null", {"runs": None}, {"runs": ()}),
+    HandEdit("notes", {"notes": "keep me"}, {"extra": {"notes": "keep me"}}),
+    HandEdit(
+        "extra-date", {"seen": dt.date(2026, 1, 2)}, {"extra": {"seen": dt.date(2026, 1, 2)}}
+    ),
+    HandEdit("extra-named-extra", {"extra": [1, 2]}, {"extra": {"extra": [1, 2]}}),
+]
+
+
+@pytest.mark.parametrize("case", HAND_EDITS, ids=lambda c: c.test_id)
+def test_from_dict_accepts_hand_edits(case: HandEdit) -> None:
+    record = Session.from_dict(full_dict(**case.fields))
+    for field, value in case.expect.items():
+        assert getattr(record, field) == value
+        assert type(getattr(record, field)) is type(value)
+    # Normalised in memory: writing it back and reading again changes nothing more.
+    assert Session.from_dict(record.to_dict()) == record
 
 
 @pytest.mark.parametrize("missing", ["id", "status", "created_at", "updated_at"])
@@ -411,3 +516,66 @@ def test_records_are_immutable_and_evolve_copies() -> None:
     changed = record.evolve(name="n")
     assert changed.name == "n"
     assert record.name is None
+
+
+# --- labels ----------------------------------------------------------------------------
+
+
+class Label(NamedTuple):
+    test_id: str
+    value: str
+    says: str | None  # None: accepted
+
+
+LABELS = [
+    Label("plain", "claude", None),
+    Label("spaces-unicode", "Kläre's workspace ✓", None),
+    Label("at-limit", "a" * MAX_LABEL, None),
+    Label("too-long", "a" * (MAX_LABEL + 1), str(MAX_LABEL)),
+    Label("huge", "w" * 130_000, "shorten"),
+    Label("empty", "", "empty"),
+    Label("newline", "a\nb", "U+000A"),
+    Label("escape", "\x1b[31mred", "U+001B"),
+    Label("nul", "a\x00", "U+0000"),
+    Label("del", "a\x7f", "U+007F"),
+    Label("c1", "a\x9b31m", "U+009B"),
+    Label("line-separator", "a\u2028b", "U+2028"),
+    Label("paragraph-separator", "a\u2029b", "U+2029"),
+    Label("rlo", "abc\u202egpj.exe", "U+202E"),
+    Label("isolate", "a\u2066b", "U+2066"),
+    Label("tab", "a\tb", "U+0009"),
+]
+
+
+@pytest.mark.parametrize("case", LABELS, ids=lambda c: c.test_id)
+def test_validate_label(case: Label) -> None:
+    if case.says is None:
+        assert validate_label("agent", case.value) == case.value
+        return
+    with pytest.raises(exc.UsageError, match=re.escape(case.says)) as info:
+        validate_label("workspace", case.value)
+    assert info.value.exit_code == exc.EXIT_USAGE
+    assert "workspace" in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+# --- times at the edges ----------------------------------------------------------------
+
+
+def test_format_time_pads_early_years() -> None:
+    assert format_time(dt.datetime(1, 1, 1, tzinfo=dt.UTC)) == "0001-01-01T00:00:00.000000Z"
+    assert format_time(dt.datetime(999, 2, 3, 4, 5, 6, 7, tzinfo=dt.UTC)) == (
+        "0999-02-03T04:05:06.000007Z"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "nonsense", ""]
+)
+def test_parse_time_raises_only_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_parse_time_date_only_is_utc_midnight() -> None:
+    assert parse_time("2026-01-02") == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
