@@ -1,9 +1,10 @@
-"""Session lifecycle: start, look, stop, remove, attach, logs, send, reconcile.
+"""Session lifecycle verbs: start, restart, recover, stop, rm, prune, rename, send, logs,
+attach, mark, wait and reconcile.
 
 Each step that changes a record is a read-modify-write under the record's lock, and a
-tmux change that goes with it happens while that lock is held. Whenever a command
-looks at a live session it records what it saw (an exited agent becomes ``completed``
-or ``failed``), with the same judgement the reconciler uses.
+tmux change that goes with it happens while that lock is held. What is true about a
+session (has it exited? is it orphaned? what is it doing?) is judged by
+:mod:`amux_tmux.reconcile`; this module only gathers the facts and carries out verbs.
 """
 
 from __future__ import annotations
@@ -11,78 +12,112 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import errno
-import json
 import os
 import re
-import shlex
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from amux_tmux import exc, launch
+from amux_tmux import exc, launch, logfile, procs
 from amux_tmux import reconcile as rec
 from amux_tmux.model import (
+    MAX_RUNS,
+    Activity,
     LivePane,
+    ProcessFacts,
+    Run,
     Session,
     Status,
-    parse_time,
+    is_valid_id,
     tmux_session_name,
     utcnow,
+    validate_label,
     validate_name,
 )
-from amux_tmux.procs import create_time, zombie_exit
-from amux_tmux.secrets import Redactor, mask_environment, split_environment
-from amux_tmux.store import FileStore, Problem, Query
+from amux_tmux.secrets import MASK, Redactor, argv_secret_values, mask_argv, split_environment
+from amux_tmux.store import FileStore, Problem, Query, SessionStore
+from amux_tmux.store.file import AMUX_DIR
 from amux_tmux.tmux import (
     DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
-    Spawned,
+    STORE_OPTION,
+    Live,
     TmuxBackend,
     exact_session,
     socket_of_tmux_env,
 )
 
+if TYPE_CHECKING:
+    from amux_tmux.config import Config, Profile
+
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: How long a ``starting`` record may stay so before every command treats it as failed.
 START_TIMEOUT = 60.0
-SECRET_HANDOFF_TIMEOUT = 10.0
+HANDOFF_TIMEOUT = 10.0
 DEFAULT_STOP_TIMEOUT = 5.0
+DEFAULT_SEND_SETTLE = 0.3
 RECONCILE_LOCK = "reconcile"
+NAMES_LOCK = "names"
+#: Lines of a pane's end that waiting patterns are matched against.
+WAITING_LINES = 30
+_PANE_ID = re.compile(r"%[0-9]+")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StartSpec:
-    """What ``start`` needs to know; ``environment`` holds real (unmasked) values."""
+    """What ``start`` needs to know.
 
-    command: Sequence[str]
+    ``environment`` holds the ``-e`` values (real, unmasked); ``secrets`` the names that
+    must be masked whatever they look like (``--secret``); ``caller_environment`` the
+    environment of the shell that ran ``start``, which the agent inherits.
+    """
+
+    command: Sequence[str] = ()
+    agent: str | None = None
     name: str | None = None
     agent_id: str | None = None
     workspace_id: str | None = None
     cwd: str | None = None
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    secrets: Collection[str] = ()
+    caller_environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observed:
-    """A record together with its live pane, when tmux was asked."""
+    """A record together with what tmux said about it, when tmux was asked."""
 
     session: Session
     pane: LivePane | None = None
     looked: bool = False
+    activity: Activity | None = None
+    activity_at: float | None = None
+    #: Why tmux could not be asked about this session's server.
+    unreachable: str | None = None
 
     @property
     def state(self) -> str:
-        """``alive``, ``exited``, ``gone`` or ``-`` (tmux not asked)."""
+        """``alive``, ``exited``, ``gone``, ``unknown`` (tmux unreachable) or ``-``."""
         if not self.looked:
             return "-"
+        if self.unreachable:
+            return "unknown"
         if self.pane is None:
             return "gone"
         return "exited" if self.pane.pane_dead else "alive"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Listed:
+    """A page of sessions, every bad record met, and how many matched in all."""
+
+    rows: list[Observed]
+    problems: list[Problem]
+    total: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,11 +128,25 @@ class ReconcileReport:
     outcomes: list[rec.Outcome]
     dry_run: bool
     tmux_calls: int
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    #: Socket path -> why its server could not be asked (its records were left alone).
+    unreachable: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Sessions on the visited servers that this store does not own.
+    foreign: int = 0
 
     @property
     def failed(self) -> list[rec.Outcome]:
         """Outcomes of actions that were attempted and failed."""
-        return [o for o in self.outcomes if not o.done and o.detail]
+        return [o for o in self.outcomes if o.failed]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recovered:
+    """One line of ``recover``: a session, and what became of it."""
+
+    session: Session
+    error: str | None = None
+    resumed: bool = False
 
 
 class Manager:
@@ -105,43 +154,88 @@ class Manager:
 
     Parameters
     ----------
-    store : FileStore
+    store : SessionStore
         Where records live.
     socket : str
-        tmux socket name or path for new sessions and for ``reconcile``; existing
-        sessions are always reached through the socket path in their record.
+        tmux socket name or path for new sessions; existing sessions are always reached
+        through the socket path in their record.
     tmux_bin : str, optional
         tmux binary (default: from ``PATH``).
     tmux_timeout : float
-        Seconds any one tmux call may take.
+        Seconds any one tmux process may take.
     grace : float
         Seconds a record must be left alone after its last change before an absent
         tmux session counts against it.
+    config : Config, optional
+        Agent profiles; loaded from the store's root on first need when not given.
+    user_config : Path, optional
+        The user's own profile file, read under the project's.
     """
 
     def __init__(
         self,
-        store: FileStore,
+        store: SessionStore,
+        *,
         socket: str = DEFAULT_SOCKET,
         tmux_bin: str | None = None,
         tmux_timeout: float = DEFAULT_TIMEOUT,
         grace: float = rec.DEFAULT_GRACE,
+        config: Config | None = None,
+        user_config: Path | None = None,
     ) -> None:
         self.store = store
         self.tmux_bin = tmux_bin
         self.tmux_timeout = tmux_timeout
         self.backend = TmuxBackend(socket, tmux_bin, tmux_timeout)
         self.grace = grace
+        self._config = config
+        self._user_config = user_config
         self._backends: dict[str, TmuxBackend] = {self.backend.socket_path: self.backend}
-        #: Bad record files met by the last ``list``.
-        self.problems: list[Problem] = []
+
+    @property
+    def config(self) -> Config:
+        """Agent profiles (built-in, the user's, the project's)."""
+        if self._config is None:
+            from amux_tmux.config import load_config
+
+            self._config = load_config(self.store.root, self._user_config)
+        return self._config
+
+    def backend_at(self, socket_path: str) -> TmuxBackend:
+        """Return the backend for the server on ``socket_path``."""
+        if socket_path not in self._backends:
+            self._backends[socket_path] = TmuxBackend(
+                socket_path, self.tmux_bin, self.tmux_timeout
+            )
+        return self._backends[socket_path]
 
     def backend_for(self, session: Session) -> TmuxBackend:
         """Return the backend for the server a record's session was started on."""
-        path = session.tmux_socket or self.backend.socket_path
-        if path not in self._backends:
-            self._backends[path] = TmuxBackend(path, self.tmux_bin, self.tmux_timeout)
-        return self._backends[path]
+        return self.backend_at(session.tmux_socket or self.backend.socket_path)
+
+    def _effects(
+        self, backend: TmuxBackend, live: Callable[[], Mapping[str, LivePane]]
+    ) -> rec.Effects:
+        def tmux(kills: Sequence[str], tags: Sequence[str]) -> dict[str, str]:
+            outcomes = backend.batch(
+                [["kill-session", "-t", k] for k in kills]
+                + [["set-option", "-t", f"{t}:", "@amux_orphan", "1"] for t in tags]
+            )
+            return {
+                target: ("" if o.ok else o.error or "failed")
+                for target, o in zip([*kills, *tags], outcomes, strict=True)
+            }
+
+        return rec.Effects(
+            store_id=self.store.store_id,
+            list_live=live,
+            update=self.store.update,
+            delete=self.store.delete,
+            get=self.store.get,
+            lock=self.store.lock,
+            tmux=tmux,
+            facts=procs.facts,
+        )
 
     # --- start ---------------------------------------------------------------------
 
@@ -151,343 +245,745 @@ class Manager:
         Raises
         ------
         UsageError
-            Bad command, cwd, name or environment; nothing was written.
+            Bad command, cwd, name, labels or environment; nothing was written.
         TmuxUnavailable
-            tmux missing or too old; nothing was written.
+            tmux missing, too old or unreachable; no record is left (but after a
+            timeout, when tmux may still act: then a failed record stays for reconcile).
         SessionStartFailed
-            tmux refused; the record is kept as ``failed`` with the reason.
+            tmux refused, or the agent could not be started or died at once.
         """
-        command = list(spec.command)
-        if not command or not command[0]:
-            raise exc.UsageError("no command given; put the agent command after '--'")
-        cwd = os.path.abspath(spec.cwd or os.getcwd())
-        if not os.path.isdir(cwd):
-            raise exc.UsageError(f"working directory {cwd} does not exist")
-        if spec.name is not None:
-            validate_name(spec.name)
-        for key in spec.environment:
-            if ENV_NAME_RE.fullmatch(key) is None:
-                raise exc.UsageError(f"invalid environment variable name {key[:40]!r}")
-        self.backend.check_version()
-        public, secret = split_environment(spec.environment)
-        redact = Redactor(secret.values())
-        now = utcnow()
-        sid = self.store.new_id()
-        record = Session(
-            id=sid,
-            status=Status.STARTING,
-            created_at=now,
-            updated_at=now,
-            name=spec.name,
-            agent_id=spec.agent_id,
+        profile = self.config.profile(spec.agent) if spec.agent else None
+        command = [*(profile.command if profile else ()), *spec.command]
+        environment = dict(spec.environment)
+        forced = set(spec.secrets)
+        if profile is not None:
+            for key in (*profile.env, *profile.secrets):
+                if key not in environment and key in spec.caller_environment:
+                    environment[key] = spec.caller_environment[key]
+            forced.update(profile.secrets)
+        prepared = self._prepare(
+            command,
+            spec.cwd,
+            environment,
+            forced,
+            spec.caller_environment,
+            agent_id=spec.agent_id or spec.agent,
             workspace_id=spec.workspace_id,
-            tmux_socket=self.backend.socket_path,
-            tmux_session=tmux_session_name(sid),
-            command=tuple(command),
-            cwd=cwd,
-            environment=mask_environment(spec.environment),
         )
+        name = spec.name
+        if name is not None:
+            validate_name(name)
+        now = utcnow()
         with contextlib.ExitStack() as stack:
-            if spec.name is not None:
+            store_id = self.store.ensure_store_id()
+            sid = self.store.new_id()
+            if name is not None:
                 # Held until the record exists, so two starts cannot both take a name.
-                stack.enter_context(self.store.store_lock("names", self.store.lock_timeout))
-                self._check_name_free(spec.name)
+                stack.enter_context(self.store.store_lock(NAMES_LOCK, 10.0))
+                self._check_name_free(name, None)
             stack.enter_context(self.store.lock(sid))
-            self.store.create(record)
-            try:
-                spawned = self._spawn(sid, command, cwd, public, secret)
-            except exc.AmuxError as err:
-                why = redact(str(err))
-                self._mark_start_failed(sid, why)
-                raise exc.SessionStartFailed(sid, why) from None
-            except BaseException:
-                self._mark_start_failed(sid, "start was interrupted")
-                raise
-            ctime = create_time(spawned.pane_pid)
-            return self.store.update(
-                sid,
-                lambda s: s.transition(
-                    Status.RUNNING,
-                    tmux_socket=spawned.socket_path or s.tmux_socket,
-                    tmux_session=spawned.session_name,
-                    tmux_session_id=spawned.session_id,
-                    pane_id=spawned.pane_id,
-                    pid=spawned.pane_pid,
-                    pid_create_time=ctime,
-                    started_at=utcnow(),
-                ),
+            record = Session(
+                id=sid,
+                status=Status.STARTING,
+                created_at=now,
+                updated_at=now,
+                name=name,
+                agent_id=prepared.agent_id,
+                workspace_id=prepared.workspace_id,
+                tmux_socket=self.backend.socket_path,
+                tmux_session=tmux_session_name(sid),
+                command=prepared.masked_command,
+                cwd=prepared.cwd,
+                environment=prepared.masked_environment,
             )
+            self.store.create(record)
+            return self._launch(record, prepared, store_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _check_name_free(self, name: str) -> None:
-        for other in self.store.list(Query(include_ended=False)).sessions:
-            if other.name == name:
-                raise exc.NameInUse(name, other.id)
+    def _prepare(
+        self,
+        command: Sequence[str],
+        cwd: str | None,
+        environment: Mapping[str, str],
+        forced: Collection[str],
+        caller: Mapping[str, str],
+        *,
+        agent_id: str | None,
+        workspace_id: str | None,
+    ) -> _Prepared:
+        """Check everything about a launch before anything is created."""
+        if not command or not command[0]:
+            raise exc.UsageError("no command given; name a profile or put the command after '--'")
+        for part in command:
+            if "\0" in part:
+                raise exc.UsageError("a command argument holds a NUL byte")
+        where = os.path.abspath(cwd or os.getcwd())
+        if not os.path.isdir(where):
+            raise exc.UsageError(f"working directory {where} does not exist")
+        for key, value in environment.items():
+            if ENV_NAME_RE.fullmatch(key) is None:
+                raise exc.UsageError(f"invalid environment variable name {key[:40]!r}")
+            if "\0" in value:
+                raise exc.UsageError(f"the value of {key} holds a NUL byte")
+        for key in forced:
+            if ENV_NAME_RE.fullmatch(key) is None:
+                raise exc.UsageError(f"invalid environment variable name {key[:40]!r}")
+        if agent_id is not None:
+            validate_label("agent", agent_id)
+        if workspace_id is not None:
+            validate_label("workspace", workspace_id)
+        agent_env = {k: v for k, v in caller.items() if not k.startswith("TMUX")}
+        agent_env.update(environment)
+        exe = resolve_command(command[0], agent_env.get("PATH", os.defpath), where)
+        public, secret = split_environment(environment, forced=forced)
+        redactor = Redactor([*secret.values(), *argv_secret_values(command, secret.values())])
+        masked = {**public, **dict.fromkeys(secret, MASK)}
+        # Fail before anything exists when tmux cannot be run at all.
+        self.backend.check_version()
+        return _Prepared(
+            argv=tuple(command),
+            exe=exe,
+            cwd=where,
+            agent_env=agent_env,
+            masked_command=mask_argv(command, secret.values()),
+            masked_environment=masked,
+            redact=redactor,
+            agent_id=agent_id,
+            workspace_id=workspace_id,
+        )
 
-    def _mark_start_failed(
-        self, sid: str, why: str, only_if: Callable[[Session], bool] | None = None
-    ) -> None:
-        """Record a start as failed; ``only_if`` re-checks the record under its lock."""
+    def _launch(self, record: Session, prepared: _Prepared, store_id: str) -> Session:
+        """Create the tmux session of a ``starting`` record (its lock held) and hand over."""
+        sid = record.id
+        backend = self.backend_for(record)
+        env = {
+            **prepared.agent_env,
+            "AMUX_SESSION_ID": sid,
+            "AMUX_ROOT": str(self.store.root),
+        }
+        spawned = None
+        try:
+            with (
+                _interruptible(),
+                launch.Handoff(
+                    self.store.runtime_dir(), f"{sid}-{os.urandom(4).hex()}"
+                ) as handoff,
+            ):
+                pane_cmd = [sys.executable, "-I", "-m", "amux_tmux.launch", str(handoff.spec_path)]
+                try:
+                    spawned = backend.new_session(
+                        tmux_session_name(sid), sid, store_id, str(self.store.root), pane_cmd
+                    )
+                except exc.TmuxTimeout as err:
+                    self._fail_start(sid, prepared.redact(str(err)), None)
+                    raise
+                except exc.TmuxUnavailable:
+                    with contextlib.suppress(exc.AmuxError):
+                        self.store.delete(sid)
+                    raise
+                except exc.TmuxCommandFailed as err:
+                    why = prepared.redact(str(err))
+                    self._kill_quietly(backend, exact_session(tmux_session_name(sid)))
+                    self._fail_start(sid, why, None)
+                    raise exc.SessionStartFailed(sid, why) from None
+                try:
+                    handoff.send(prepared.argv, prepared.exe, prepared.cwd, env, HANDOFF_TIMEOUT)
+                except launch.LaunchFailed as err:
+                    why = prepared.redact(str(err))
+                    self._kill_quietly(backend, spawned.session_id)
+                    self._fail_start(sid, why, err.code)
+                    raise exc.SessionStartFailed(sid, why) from None
+        except BaseException:
+            if spawned is not None:
+                self._kill_quietly(backend, spawned.session_id)
+                self._fail_start(sid, "start was interrupted", None)
+            raise
+        started = procs.facts(spawned.pane_pid)
+        return self.store.update(
+            sid,
+            lambda s: s.transition(
+                Status.RUNNING,
+                tmux_socket=spawned.socket_path or s.tmux_socket,
+                tmux_session=spawned.session_name,
+                tmux_session_id=spawned.session_id,
+                pane_id=spawned.pane_id,
+                pid=spawned.pane_pid,
+                pid_create_time=started.create_time,
+                started_at=utcnow(),
+            ),
+        )
 
+    def _fail_start(self, sid: str, why: str, code: int | None) -> None:
         def fail(s: Session) -> Session:
-            if only_if is not None and not only_if(s):
+            if s.status not in (Status.CREATED, Status.STARTING):
                 return s  # the start finished meanwhile
-            return s.transition(Status.FAILED, error=why, stopped_at=utcnow())
+            return s.transition(Status.FAILED, error=why, exit_code=code, stopped_at=utcnow())
 
         with contextlib.suppress(exc.AmuxError):
             self.store.update(sid, fail)
 
-    def _spawn(
-        self,
-        sid: str,
-        command: list[str],
-        cwd: str,
-        public: Mapping[str, str],
-        secret: Mapping[str, str],
-    ) -> Spawned:
-        # The launcher runs by file path in isolated mode: it needs only the standard
-        # library, whatever sys.path the pane's cwd would give.
-        argv = [sys.executable, "-I", "-S", str(Path(launch.__file__).resolve())]
-        fifo: Path | None = None
-        if secret:
-            fifo = self.store.runtime_dir() / f"{sid}-{os.urandom(4).hex()}.fifo"
-            os.mkfifo(fifo, 0o600)
-            argv += ["--secrets", str(fifo)]
-        argv += ["--", *command]
-        try:
-            spawned = self.backend.new_session(
-                tmux_session_name(sid), sid, argv, cwd, {**public, "AMUX_SESSION_ID": sid}
+    @staticmethod
+    def _kill_quietly(backend: TmuxBackend, target: str) -> None:
+        with contextlib.suppress(exc.AmuxError):
+            if target.startswith("="):
+                backend.cmd("kill-session", "-t", target)
+            else:
+                backend.kill_session(target)
+
+    def _check_name_free(self, name: str, own_id: str | None) -> None:
+        """Refuse a name a live session has, or one that is (a prefix of) another id."""
+        listing = self.store.list(Query())
+        ids = [s.id for s in listing.sessions] + [
+            p.session_id for p in listing.problems if p.session_id
+        ]
+        for other in listing.sessions:
+            if other.id != own_id and other.name == name and not other.status.ended:
+                raise exc.NameInUse(name, other.id)
+        for other_id in ids:
+            if other_id != own_id and other_id.startswith(name):
+                raise exc.UsageError(
+                    f"name {name!r} is (the start of) the id of session {other_id}; "
+                    "a reference to it would be ambiguous: choose another name"
+                )
+
+    # --- restart and recover ---------------------------------------------------------
+
+    def restart(
+        self, ref: str, resume: bool = False, caller: Mapping[str, str] | None = None
+    ) -> Session:
+        """Run a session again under the same id, name, cwd and command.
+
+        A live agent is stopped first. Masked secrets are taken again from ``caller``'s
+        environment by name; ``resume`` runs the profile's resume command instead.
+
+        Raises
+        ------
+        UsageError
+            A masked secret is not in the environment (named), a masked argument, or
+            no resume command.
+        """
+        sid = self.resolve(ref).id
+        environ = dict(os.environ if caller is None else caller)
+        with self.store.lock(sid):
+            record = self.store.get(sid)
+            prepared = self._prepare_again(record, resume, environ)
+            looked = self.observe([record])[0]
+            if looked.unreachable:
+                raise exc.TmuxUnavailable(looked.unreachable)
+            if looked.pane is not None:
+                record = self._stop_locked(looked, DEFAULT_STOP_TIMEOUT)
+            store_id = self.store.ensure_store_id()
+            now = utcnow()
+            run = Run(
+                started_at=record.started_at,
+                stopped_at=record.stopped_at or now,
+                status=record.status if record.status.ended else Status.STOPPED,
+                exit_code=record.exit_code,
+                error=record.error,
             )
-            if fifo is not None:
-                try:
-                    _hand_over(fifo, secret, SECRET_HANDOFF_TIMEOUT)
-                except BaseException:
-                    with contextlib.suppress(exc.AmuxError):
-                        self.backend.kill_session(spawned.session_id)
-                    raise
-            return spawned
-        finally:
-            if fifo is not None:
-                fifo.unlink(missing_ok=True)
+
+            def again(s: Session) -> Session:
+                return dataclasses.replace(
+                    s,
+                    status=Status.STARTING,
+                    runs=(*s.runs, run)[-MAX_RUNS:],
+                    tmux_socket=self.backend_for(s).socket_path,
+                    tmux_session_id=None,
+                    pane_id=None,
+                    pid=None,
+                    pid_create_time=None,
+                    exit_code=None,
+                    error=None,
+                    started_at=None,
+                    stopped_at=None,
+                    activity=None,
+                    activity_at=None,
+                )
+
+            record = self.store.update(sid, again)
+            return self._launch(record, prepared, store_id)
+
+    def _prepare_again(
+        self, record: Session, resume: bool, environ: Mapping[str, str]
+    ) -> _Prepared:
+        command = list(record.command)
+        if resume:
+            profile = self._profile_of(record)
+            if profile is None or not profile.resume:
+                raise exc.UsageError(
+                    f"session {record.id} has no resume command: "
+                    f"no profile {record.agent_id or '(none)'} with 'resume' in .amux/config.yaml"
+                )
+            extra = (
+                command[len(profile.command) :]
+                if command[: len(profile.command)] == list(profile.command)
+                else []
+            )
+            command = [*profile.resume, *extra]
+        masked_args = [i for i, part in enumerate(command) if MASK in part]
+        if masked_args:
+            raise exc.UsageError(
+                f"session {record.id} cannot be restarted: argument(s) "
+                f"{', '.join(map(str, masked_args))} of its command were secret and are masked; "
+                "pass such values with -e/--secret instead"
+            )
+        environment = dict(record.environment)
+        secret_names = [k for k, v in environment.items() if v == MASK]
+        missing = [k for k in secret_names if k not in environ]
+        if missing:
+            raise exc.UsageError(
+                f"session {record.id} needs {', '.join(missing)} from the environment "
+                "(its value was secret and is not stored); export it and try again"
+            )
+        for key in secret_names:
+            environment[key] = environ[key]
+        return self._prepare(
+            command,
+            record.cwd,
+            environment,
+            secret_names,
+            environ,
+            agent_id=record.agent_id,
+            workspace_id=record.workspace_id,
+        )
+
+    def _profile_of(self, record: Session) -> Profile | None:
+        if record.agent_id is None:
+            return None
+        return self.config.agents.get(record.agent_id)
+
+    def recover(
+        self, dry_run: bool = False, caller: Mapping[str, str] | None = None
+    ) -> list[Recovered]:
+        """Restart every ``orphaned`` session of this store, oldest first (after a reboot).
+
+        A session whose profile has a resume command is resumed. One failure does not
+        stop the others.
+        """
+        orphans = self.store.list(Query(status={Status.ORPHANED})).sessions
+        done: list[Recovered] = []
+        for record in orphans:
+            profile = self._profile_of(record)
+            resume = profile is not None and bool(profile.resume)
+            if dry_run:
+                done.append(Recovered(record, None, resume))
+                continue
+            try:
+                done.append(Recovered(self.restart(record.id, resume, caller), None, resume))
+            except exc.AmuxError as err:
+                done.append(Recovered(record, str(err), resume))
+        return done
 
     # --- looking -------------------------------------------------------------------
 
     def resolve(self, ref: str) -> Session:
-        """Return the record a reference (id, prefix or name) points at."""
+        """Return the record a reference (id, name or unique id prefix) points at."""
         return self.store.resolve(ref)
 
-    def observe(self, sessions: Sequence[Session]) -> list[Observed]:
-        """Ask tmux (one call per server) about ``sessions`` and record what changed."""
-        by_socket: dict[str, Mapping[str, LivePane]] = {}
-        result: list[Observed] = []
-        for session in sessions:
-            backend = self.backend_for(session)
-            if backend.socket_path not in by_socket:
-                by_socket[backend.socket_path] = _live(backend)
-            live = by_socket[backend.socket_path]
-            pane = rec.match([session], live).get(session.id)
-            settled = self._settle(session, pane, live)
-            result.append(Observed(settled, pane, looked=True))
-        return result
+    def _listing(self, backend: TmuxBackend, records: Sequence[Session]) -> dict[str, LivePane]:
+        """List one server; "no server" while a recorded agent lives means unreachable.
 
-    def look(self, ref: str) -> Observed:
-        """Resolve ``ref`` and observe it."""
-        return self.observe([self.resolve(ref)])[0]
-
-    def _settle(
-        self, session: Session, pane: LivePane | None, live: Mapping[str, LivePane]
-    ) -> Session:
-        policy = rec.Policy(remove=False, grace=self.grace, exits_skip_grace=True)
-        now = dt.datetime.now(dt.UTC)
-        ctime = create_time(session.pid) if pane and pane.pane_dead and session.pid else None
-        judged = rec.judge(session, pane, now, policy, ctime)
-        actions = [a for a in judged if a.kind in rec.MARK_STATUS]
-        if not actions:
-            return session
-        outcomes = rec.apply(actions, self._effects(self.backend_for(session), live), policy)
-        if any(o.done for o in outcomes):
-            return self.store.get(session.id)
-        return session
-
-    def list(
-        self,
-        *,
-        status: Collection[Status] | None = None,
-        agent_id: str | None = None,
-        workspace_id: str | None = None,
-        include_ended: bool = False,
-        limit: int | None = None,
-        offset: int = 0,
-        live: bool = False,
-    ) -> list[Observed]:
-        """Return records like ``docker ps``: ended ones only with ``include_ended``.
-
-        Without ``live`` this reads the store alone. A ``starting`` record older
-        than :data:`START_TIMEOUT` is recorded as failed either way.
+        Exits that tmux saw but did not yet reap are filled in from /proc.
         """
-        query = Query(
-            status=status,
-            agent_id=agent_id,
-            workspace_id=workspace_id,
-            include_ended=include_ended,
-        )
+        live = backend.list_live()
+        if live.no_server:
+            _check_no_agent_alive(backend.socket_path, records)
+        return _with_zombie_exits(live)
+
+    def observe(self, sessions: Sequence[Session], activity: bool = False) -> list[Observed]:
+        """Ask tmux (one listing per server) about ``sessions`` and record what changed.
+
+        With ``activity``, also what each live agent is doing (at most one more tmux
+        process per server, for the waiting patterns).
+        """
+        by_socket: dict[str, list[Session]] = {}
+        for session in sessions:
+            by_socket.setdefault(self.backend_for(session).socket_path, []).append(session)
+        store_id = self.store.store_id
+        seen: dict[str, Observed] = {}
+        for path, group in by_socket.items():
+            backend = self.backend_at(path)
+            try:
+                live = self._listing(backend, group)
+            except (exc.TmuxUnavailable, exc.TmuxCommandFailed) as err:
+                for s in group:
+                    seen[s.id] = Observed(s, looked=True, unreachable=str(err))
+                continue
+            matched = rec.match(group, live, store_id)
+            effects = self._effects(backend, lambda live=live: live)  # type: ignore[misc]
+            settled = [
+                rec.settle(
+                    s,
+                    matched.get(s.id),
+                    effects,
+                    self._facts_for(s, matched.get(s.id)),
+                    self.grace,
+                )
+                for s in group
+            ]
+            waiting = self._waiting(backend, settled, matched) if activity else {}
+            now = time.time()
+            for s in settled:
+                pane = matched.get(s.id)
+                found = (
+                    rec.derive_activity(s, pane, now, s.id in waiting, self._working_seconds(s))
+                    if activity
+                    else None
+                )
+                seen[s.id] = Observed(
+                    s, pane, True, found[0] if found else None, found[1] if found else None
+                )
+        return [seen[s.id] for s in sessions]
+
+    def _facts_for(self, record: Session, pane: LivePane | None) -> ProcessFacts:
+        # Only an exit tmux has not explained, or a missing session, needs the pid.
+        if record.pid is None or (pane is not None and not pane.pane_dead):
+            return ProcessFacts(None)
+        return procs.facts(record.pid)
+
+    def _working_seconds(self, record: Session) -> float:
+        profile = self._profile_of(record)
+        return profile.working_seconds if profile is not None else rec.WORKING_SECONDS
+
+    def _waiting(
+        self, backend: TmuxBackend, records: Sequence[Session], matched: Mapping[str, LivePane]
+    ) -> set[str]:
+        """Return ids of live agents whose profile's waiting pattern matches their pane."""
+        wanted: dict[str, tuple[Session, Profile]] = {}
+        for record in records:
+            pane = matched.get(record.id)
+            profile = self._profile_of(record)
+            if pane is not None and not pane.pane_dead and profile is not None and profile.waiting:
+                wanted[pane.pane_id] = (record, profile)
+        if not wanted:
+            return set()
+        try:
+            screens = backend.captures(list(wanted), WAITING_LINES)
+        except exc.AmuxError:
+            return set()
+        return {
+            record.id
+            for pane_id, (record, profile) in wanted.items()
+            if (text := screens.get(pane_id)) is not None and profile.is_waiting(text.split("\n"))
+        }
+
+    def look(self, ref: str, activity: bool = False) -> Observed:
+        """Resolve ``ref`` and observe it."""
+        return self.observe([self.resolve(ref)], activity)[0]
+
+    def listing(self, query: Query, live: bool = False) -> Listed:
+        """Return records like ``docker ps`` (ended ones only when the query says so).
+
+        Without ``live`` this reads the store alone (an exit is recorded when it happens,
+        by the pane-died hook). A ``starting`` record older than :data:`START_TIMEOUT`
+        is recorded as failed either way.
+        """
         listing = self.store.list(query)
-        self.problems = listing.problems
-        sessions = listing.sessions
-        if any(self._start_timed_out(s) for s in sessions):
-            for s in sessions:
-                if self._start_timed_out(s):
-                    self._mark_start_failed(
-                        s.id, "start did not finish in time", only_if=self._start_timed_out
-                    )
-            sessions = self.store.list(query).sessions
-        end = None if limit is None else offset + limit
-        sessions = sessions[offset:end]
+        if any(_start_timed_out(s) for s in listing.sessions):
+            for s in listing.sessions:
+                if _start_timed_out(s):
+                    self._fail_stale_start(s.id)
+            listing = self.store.list(query)
         if not live:
-            return [Observed(s) for s in sessions]
-        return self.observe(sessions)
+            return Listed([Observed(s) for s in listing.sessions], listing.problems, listing.total)
+        return Listed(
+            self.observe(listing.sessions, activity=True), listing.problems, listing.total
+        )
 
-    @staticmethod
-    def _start_timed_out(session: Session) -> bool:
-        if session.status not in (Status.CREATED, Status.STARTING):
-            return False
-        age = (dt.datetime.now(dt.UTC) - parse_time(session.updated_at)).total_seconds()
-        return age > START_TIMEOUT
+    def _fail_stale_start(self, sid: str) -> None:
+        def fail(s: Session) -> Session:
+            if not _start_timed_out(s):
+                return s  # the start finished meanwhile
+            return s.transition(
+                Status.FAILED, error="start did not finish in time", stopped_at=utcnow()
+            )
 
-    # --- stop and remove -----------------------------------------------------------
+        with contextlib.suppress(exc.AmuxError):
+            self.store.update(sid, fail)
+
+    # --- stop, remove, prune, rename -------------------------------------------------
 
     def stop(self, ref: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> Session:
-        """Stop a session from any state: TERM the agent, kill its tmux session.
+        """Stop a session from any state: TERM the agent, then kill its tmux session.
 
         The agent gets ``timeout`` seconds to exit on SIGTERM before the session is
-        killed (tmux then sends SIGHUP). An exit status tmux saw is kept.
+        killed (tmux then sends SIGHUP). Only the process tmux reports for the pane is
+        signalled. An exit status tmux saw is kept.
         """
         sid = self.resolve(ref).id
         with self.store.lock(sid):
             looked = self.observe([self.store.get(sid)])[0]
-            session, pane = looked.session, looked.pane
-            backend = self.backend_for(session)
-            if pane is not None and not pane.pane_dead:
-                if not session.status.ended and session.status is not Status.STOPPING:
-                    session = self.store.update(sid, lambda s: s.transition(Status.STOPPING))
-                if timeout > 0 and session.pid is not None:
-                    _terminate(session.pid, session.pid_create_time, timeout)
-                    pane = rec.match([session], _live(backend)).get(sid) or pane
-            if pane is not None:
-                backend.kill_session(pane.session_id)
-            code = pane.pane_dead_status if pane is not None and pane.pane_dead else None
+            if looked.unreachable:
+                record = looked.session
+                if record.pid is not None and rec.is_alive(record, procs.facts(record.pid)):
+                    raise exc.TmuxUnavailable(looked.unreachable)
+            return self._stop_locked(looked, timeout)
 
-            def finish(s: Session) -> Session:
-                changes: dict[str, object] = {"stopped_at": s.stopped_at or utcnow()}
-                if code is not None and s.exit_code is None:
-                    changes["exit_code"] = code
-                if s.status.ended:
-                    return s.evolve(**changes) if s.stopped_at is None else s
-                return s.transition(Status.STOPPED, **changes)
+    def _stop_locked(self, looked: Observed, timeout: float) -> Session:
+        session, pane = looked.session, looked.pane
+        sid = session.id
+        backend = self.backend_for(session)
+        if pane is not None and not pane.pane_dead:
+            if not session.status.ended and session.status is not Status.STOPPING:
+                session = self.store.update(sid, lambda s: s.transition(Status.STOPPING))
+            if timeout > 0 and pane.pane_pid is not None:
+                # tmux vouches for this pid: it is the pane's process now.
+                pane_facts = procs.facts(pane.pane_pid)
+                procs.terminate(pane.pane_pid, pane_facts.create_time, timeout)
+                again = rec.match(
+                    [session], self._listing(backend, [session]), self.store.store_id
+                )
+                pane = again.get(sid, pane)
+        if pane is not None:
+            backend.kill_session(pane.session_id)
+        code = pane.pane_dead_status if pane is not None and pane.pane_dead else None
 
-            return self.store.update(sid, finish)
+        def finish(s: Session) -> Session:
+            changes: dict[str, object] = {"stopped_at": s.stopped_at or utcnow()}
+            if code is not None and s.exit_code is None:
+                changes["exit_code"] = code
+            if s.status.ended:
+                return s.evolve(**changes) if s.stopped_at is None else s
+            return s.transition(Status.STOPPED, **changes)
 
-    def remove(self, ref: str, force: bool = False) -> Session:
-        """Delete a record (and its tmux session); a live one only with ``force``."""
-        sid = self.resolve(ref).id
+        return self.store.update(sid, finish)
+
+    def remove(self, ref: str, force: bool = False) -> Session | str:
+        """Delete a record, its log and its tmux session; a live one only with ``force``.
+
+        A record file that cannot be read is removed only with ``force`` (its session,
+        if this store owns it, goes too); the id is returned then instead of a record.
+        """
+        try:
+            sid = self.resolve(ref).id
+        except exc.CorruptRecord:
+            if not force or not is_valid_id(ref):
+                raise
+            return self._discard(ref)
         with self.store.lock(sid):
             session = self.store.get(sid)
-            try:
-                live = _live(self.backend_for(session))
-            except exc.TmuxUnavailable:
+            looked = self.observe([session])[0]
+            if looked.unreachable:
                 if not force:
-                    raise
-                live = {}
-            pane = rec.match([session], live).get(sid)
+                    raise exc.TmuxUnavailable(looked.unreachable)
+                if session.pid is not None and rec.is_alive(session, procs.facts(session.pid)):
+                    raise exc.TmuxUnavailable(
+                        f"{looked.unreachable}; its agent (pid {session.pid}) still runs, "
+                        "so the record stays"
+                    )
+            pane = looked.pane
             if pane is not None:
                 if not pane.pane_dead and not force:
                     raise exc.SessionIsLive(sid)
                 self.backend_for(session).kill_session(pane.session_id)
-            return self.store.delete(sid)
+            removed = self.store.delete(sid)
+            _remove_log(self.store.log_path(sid))
+            return removed
+
+    def _discard(self, sid: str) -> str:
+        """Remove an unreadable record and the session this store owns under its id."""
+        store_id = self.store.store_id
+        try:
+            live = self.backend.list_live().panes
+        except exc.TmuxUnavailable:
+            live = {}
+        pane = live.get(tmux_session_name(sid))
+        if pane is not None and rec.owner_of(pane, store_id) == sid:
+            self.backend.kill_session(pane.session_id)
+        self.store.discard(sid)
+        _remove_log(self.store.log_path(sid))
+        return sid
+
+    def prune(self, dry_run: bool = False) -> list[Session]:
+        """Remove the records (and logs, and dead sessions) of ended sessions."""
+        ended = [s for s in self.store.list(Query()).sessions if s.status.ended]
+        if dry_run:
+            return ended
+        removed = []
+        for session in ended:
+            with contextlib.suppress(exc.SessionNotFound, exc.SessionIsLive):
+                removed.append(self._prune_one(session.id))
+        return removed
+
+    def _prune_one(self, sid: str) -> Session:
+        with self.store.lock(sid):
+            session = self.store.get(sid)
+            if not session.status.ended:
+                raise exc.SessionNotFound(sid)  # changed meanwhile: not ours to prune
+            looked = self.observe([session])[0]
+            if looked.pane is not None:
+                if not looked.pane.pane_dead:
+                    raise exc.SessionIsLive(sid)
+                self.backend_for(session).kill_session(looked.pane.session_id)
+            removed = self.store.delete(sid)
+            _remove_log(self.store.log_path(sid))
+            return removed
+
+    def rename(self, ref: str, name: str) -> Session:
+        """Give a session a new name (its id and tmux session name stay)."""
+        validate_name(name)
+        sid = self.resolve(ref).id
+        with self.store.store_lock(NAMES_LOCK, 10.0):
+            self._check_name_free(name, sid)
+            return self.store.update(sid, lambda s: s.evolve(name=name))
+
+    # --- the agent's own word, and waiting -----------------------------------------
+
+    def mark(self, ref: str, state: Activity) -> Session:
+        """Record what the agent says it is doing (from its hooks; no tmux call)."""
+        sid = self.resolve(ref).id
+        return self.store.update(sid, lambda s: s.evolve(activity=state, activity_at=utcnow()))
+
+    def wait(
+        self,
+        ref: str,
+        until: str,
+        timeout: float | None,
+        interval: float = 0.25,
+    ) -> Observed | None:
+        """Wait until the session has exited or its agent is ``working``/``waiting``/``idle``.
+
+        Returns the observation that met the condition, or ``None`` on timeout. Each
+        tick asks tmux at most once (for the activity states; ``exited`` reads the
+        record and asks tmux only now and then, to notice a dead server).
+        """
+        sid = self.resolve(ref).id
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tick = 0
+        while True:
+            record = self.store.get(sid)
+            if until == "exited":
+                if record.status.ended:
+                    return Observed(record)
+                if tick % 8 == 0:
+                    looked = self.observe([record])[0]
+                    if looked.session.status.ended or (
+                        looked.looked and looked.pane is None and not looked.unreachable
+                    ):
+                        return looked
+            else:
+                looked = self.observe([record], activity=True)[0]
+                if looked.session.status.ended or (looked.pane is None and not looked.unreachable):
+                    raise exc.SessionEnded(sid, looked.session.status.value)
+                if looked.activity is not None and looked.activity.value == until:
+                    return looked
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            tick += 1
+            time.sleep(
+                interval
+                if deadline is None
+                else max(0.0, min(interval, deadline - time.monotonic()))
+            )
 
     # --- terminal ------------------------------------------------------------------
 
     def _live_pane(self, ref: str, need_alive: bool) -> tuple[Observed, LivePane]:
         looked = self.look(ref)
+        if looked.unreachable:
+            raise exc.TmuxUnavailable(looked.unreachable)
         pane = looked.pane
         if pane is None:
-            raise exc.AmuxError(
-                f"session {looked.session.id} has no tmux session "
-                f"(status {looked.session.status.value})"
-            )
+            raise exc.SessionEnded(looked.session.id, looked.session.status.value)
         if need_alive and pane.pane_dead:
-            raise exc.AmuxError(
-                f"session {looked.session.id} has exited (status {looked.session.status.value})"
-            )
+            raise exc.SessionEnded(looked.session.id, looked.session.status.value)
         return looked, pane
 
-    def logs(self, ref: str, lines: int | None = None) -> str:
-        """Return the text of a session's pane (its last ``lines`` lines, or all)."""
-        looked, pane = self._live_pane(ref, need_alive=False)
-        return self.backend_for(looked.session).capture(pane.pane_id, lines)
+    def logs(self, ref: str, lines: int | None = None, raw: bool = False) -> str:
+        """Return what a session's agent printed: its kept log, else its pane."""
+        session = self.resolve(ref)
+        text = logfile.read(self.store.log_path(session.id), lines, raw)
+        if text is not None:
+            return text
+        _looked, pane = self._live_pane(ref, need_alive=False)
+        return self.backend_for(session).capture(pane.pane_id, lines)
 
     def follow(
         self,
         ref: str,
         emit: Callable[[str], None],
         lines: int | None = None,
-        interval: float = 0.25,
+        raw: bool = False,
+        interval: float = 0.2,
     ) -> Session:
-        """Print a pane's text, then what it adds, until its agent exits."""
-        looked, pane = self._live_pane(ref, need_alive=False)
-        backend = self.backend_for(looked.session)
-        seen: list[str] = []
-        first = True
-        while True:
-            text = backend.capture(pane.pane_id)
-            current = text.splitlines()
-            if first:
-                shown = current if lines is None else current[-lines:] if lines > 0 else []
-                for line in shown:
-                    emit(line)
-                first = False
-            else:
-                for line in _new_lines(seen, current):
-                    emit(line)
-            seen = current
-            if pane.pane_dead:
-                record = self.store.get(looked.session.id)
-                if record.status.ended:
-                    return record
-            time.sleep(interval)
-            live = _live(backend)
-            found = rec.match([looked.session], live).get(looked.session.id)
-            if found is None:
-                return self.store.get(looked.session.id)
-            if found.pane_dead:
-                self._settle(self.store.get(looked.session.id), found, live)
-            pane = found
+        """Print a session's log, then what it adds, until the session has ended."""
+        sid = self.resolve(ref).id
 
-    def send(self, ref: str, text: str, enter: bool = True) -> Session:
-        """Type ``text`` into a running agent's pane (then Enter unless told not to)."""
+        def ended() -> bool:
+            record = self.store.get(sid)
+            if record.status.ended:
+                return True
+            looked = self.observe([record])[0]
+            return looked.session.status.ended or (looked.pane is None and not looked.unreachable)
+
+        logfile.follow(
+            self.store.log_path(sid), emit, lines=lines, raw=raw, ended=ended, interval=interval
+        )
+        return self.store.get(sid)
+
+    def send(
+        self, ref: str, text: str, enter: bool = True, settle: float = DEFAULT_SEND_SETTLE
+    ) -> Session:
+        """Paste ``text`` into a live agent's pane, then press Enter after ``settle`` s.
+
+        The text travels on tmux's stdin, never its argv; apps that asked for bracketed
+        paste get it whole, so a multi-line prompt is one message.
+        """
         looked, pane = self._live_pane(ref, need_alive=True)
-        self.backend_for(looked.session).send_text(pane.pane_id, text, enter)
+        backend = self.backend_for(looked.session)
+        if text:
+            backend.paste(pane.pane_id, text)
+        if enter:
+            if text and settle > 0:
+                time.sleep(settle)  # TUIs drop an Enter that arrives with the paste
+            backend.press_enter(pane.pane_id)
         return looked.session
 
-    def attach(self, ref: str, environ: Mapping[str, str]) -> Sequence[str] | None:
-        """Return the command that attaches to a session, or switch to it and return None.
+    def attach(self, ref: str, environ: Mapping[str, str], how: str = "popup") -> list[str] | None:
+        """Return the command that attaches this terminal, or show the session and return None.
 
-        Inside tmux on the same server, ``attach-session`` refuses to nest, so the
-        current client is switched instead; inside another server this raises.
+        Inside tmux on the same server the client is switched; inside another tmux the
+        session opens there (``how``: ``popup`` or ``window``).
         """
         looked, pane = self._live_pane(ref, need_alive=False)
         backend = self.backend_for(looked.session)
         target = exact_session(pane.session_name)
-        argv = backend.attach_argv(target)
         inside = socket_of_tmux_env(environ.get("TMUX"))
         if inside is None:
-            return argv
+            return backend.attach_argv(target)
         if os.path.realpath(inside) == os.path.realpath(backend.socket_path):
             backend.switch_client(target)
             return None
-        raise exc.AttachError(
-            f"already inside tmux ({inside}); detach first, or run: TMUX= {shlex.join(argv)}"
-        )
+        outer = TmuxBackend(inside, self.tmux_bin, self.tmux_timeout)
+        outer.open_attached(how, backend.socket_path, target, backend.tmux_bin)
+        return None
+
+    # --- hooks tmux runs -----------------------------------------------------------
+
+    def settle_pane(self, pane_id: str, tries: int = 20, interval: float = 0.1) -> Session | None:
+        """Record the exit of the agent in ``pane_id`` (the pane-died hook's work).
+
+        Only a session this store owns is touched. tmux may run the hook a moment before
+        it has reaped the agent, so the exit status is waited for, briefly.
+        """
+        if _PANE_ID.fullmatch(pane_id) is None:
+            raise exc.UsageError(f"not a pane id: {pane_id[:20]!r}")
+        facts = self.backend.pane_facts(pane_id, "@amux_id", STORE_OPTION, "session_name")
+        if facts is None:
+            return None
+        sid, store_id, name = facts
+        if not is_valid_id(sid) or name != tmux_session_name(sid):
+            return None
+        if store_id != self.store.store_id:
+            return None
+        record = self.store.get(sid)
+        for _ in range(tries):
+            looked = self.observe([record])[0]
+            record = looked.session
+            if record.status.ended or looked.pane is None or not looked.pane.pane_dead:
+                return record
+            time.sleep(interval)
+        return record
 
     # --- reconcile -----------------------------------------------------------------
 
@@ -496,77 +992,181 @@ class Manager:
     ) -> ReconcileReport:
         """Plan (and unless ``dry_run``, apply) what makes records and tmux agree.
 
-        Only records of this manager's socket are judged. A dry run takes no lock.
+        Visits this manager's socket and every socket a record names. A server that
+        cannot be asked leaves its records as they are (reported in ``unreachable``).
+        A store that does not exist yet owns nothing: nothing is created or touched.
 
         Raises
         ------
         LockTimeout
             Another reconcile holds the lock (callers treat this as "busy").
-        TmuxUnavailable
-            tmux could not be queried; nothing was changed.
         """
+        store_id = self.store.store_id
+        if store_id is None:
+            return ReconcileReport([], [], dry_run, 0)
         guard = (
             contextlib.nullcontext()
             if dry_run
             else self.store.store_lock(RECONCILE_LOCK, lock_timeout)
         )
-        backend = self.backend
-        calls_before = backend.calls
+        calls_before = sum(b.calls for b in self._backends.values())
         with guard:
-            # tmux answers in another process: read the records meanwhile. Either order
-            # is sound, since the grace period and apply's re-check cover the gap.
-            pending = _in_background(lambda: _live(backend))
-            records = [
-                r
-                for r in self.store.list().sessions
-                if r.tmux_socket in (None, backend.socket_path)
-            ]
-            live = pending()
-            matched = rec.match(records, live)
-            times = {
-                r.pid: create_time(r.pid) for r in records if r.pid is not None and r.id in matched
-            }
-            now = dt.datetime.now(dt.UTC)
-            actions = rec.plan(records, live, now, policy, times)
-            calls = backend.calls - calls_before
-            if dry_run or not actions:
-                return ReconcileReport(actions, [], dry_run, calls)
-            outcomes = rec.apply(actions, self._effects(backend, None), policy)
-            return ReconcileReport(actions, outcomes, dry_run, calls)
+            pending = _in_background(self.backend.list_live)
+            listing = self.store.list(Query())
+            by_socket: dict[str, list[Session]] = {self.backend.socket_path: []}
+            for record in listing.sessions:
+                by_socket.setdefault(self.backend_for(record).socket_path, []).append(record)
+            protected = {p.session_id for p in listing.problems if p.session_id}
+            actions: list[rec.Action] = []
+            outcomes: list[rec.Outcome] = []
+            unreachable: dict[str, str] = {}
+            foreign = 0
+            for path, records in by_socket.items():
+                backend = self.backend_at(path)
+                try:
+                    live = pending() if backend is self.backend else backend.list_live()
+                    if live.no_server:
+                        _check_no_agent_alive(path, records)
+                    panes = _with_zombie_exits(live)
+                except (exc.TmuxUnavailable, exc.TmuxCommandFailed) as err:
+                    unreachable[path] = str(err)
+                    continue
+                foreign += sum(1 for p in panes.values() if rec.owner_of(p, store_id) is None)
+                facts = {r.pid: procs.facts(r.pid) for r in records if r.pid is not None}
+                now = dt.datetime.now(dt.UTC)
+                planned = rec.plan(
+                    records,
+                    panes,
+                    now,
+                    policy,
+                    store_id=store_id,
+                    protected=protected,
+                    facts=facts,
+                )
+                actions += planned
+                if not dry_run and planned:
+                    outcomes += rec.apply(
+                        planned, self._effects(backend, _relister(self, backend, records)), policy
+                    )
+            calls = sum(b.calls for b in self._backends.values()) - calls_before
+            return ReconcileReport(
+                actions, outcomes, dry_run, calls, listing.problems, unreachable, foreign
+            )
 
-    def _effects(
-        self, backend: TmuxBackend, snapshot: Mapping[str, LivePane] | None
-    ) -> rec.Effects:
-        return rec.Effects(
-            list_live=(lambda: snapshot) if snapshot is not None else lambda: _live(backend),
-            update=self.store.update,
-            delete=self.store.delete,
-            get=self.store.get,
-            lock=self.store.lock,
-            kill=backend.kill_session,
-            tag=backend.tag_orphan,
-            pid_create_time=create_time,
-        )
+
+def open_manager(
+    root: Path, socket: str = DEFAULT_SOCKET, user_config: Path | None = None
+) -> Manager:
+    """Return the manager of the file store at ``root`` (``root/.amux``)."""
+    return Manager(FileStore(root), socket=socket, user_config=user_config)
+
+
+# What the command line needs from the layers below, so it imports only this module.
+DEFAULT_GRACE = rec.DEFAULT_GRACE
+Kind = rec.Kind
+Policy = rec.Policy
+__all__ = [
+    "AMUX_DIR",
+    "DEFAULT_GRACE",
+    "DEFAULT_SOCKET",
+    "Kind",
+    "Manager",
+    "Policy",
+    "Query",
+    "Redactor",
+    "StartSpec",
+    "open_manager",
+]
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
-def _live(backend: TmuxBackend) -> dict[str, LivePane]:
-    """List ``backend``'s sessions, with exits tmux saw but has not reaped filled in.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A launch, checked and ready: real argv and environment, and their masked twins."""
 
-    tmux marks a pane dead when its pty closes, but learns how the agent ended only when
-    it reaps it, and tmux 3.3a has been seen here to leave agents unreaped for minutes.
+    argv: tuple[str, ...]
+    exe: str
+    cwd: str
+    agent_env: dict[str, str]
+    masked_command: tuple[str, ...]
+    masked_environment: dict[str, str]
+    redact: Redactor
+    agent_id: str | None
+    workspace_id: str | None
+
+
+def resolve_command(name: str, path: str, cwd: str) -> str:
+    """Return the executable ``name`` runs, searched as ``execvp`` would from ``cwd``.
+
+    Raises
+    ------
+    UsageError
+        Not found, or not executable (exit 2, naming it).
     """
-    live = backend.list_live()
-    for name, pane in live.items():
+    if "/" in name:
+        candidate = os.path.join(cwd, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+        why = "is not executable" if os.path.exists(candidate) else "does not exist"
+        raise exc.UsageError(f"command {name[:80]!r} {why}")
+    for entry in path.split(os.pathsep):
+        candidate = os.path.join(cwd, entry or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    raise exc.UsageError(f"command {name[:80]!r} not found in PATH")
+
+
+def _start_timed_out(session: Session) -> bool:
+    if session.status not in (Status.CREATED, Status.STARTING):
+        return False
+    from amux_tmux.model import parse_time
+
+    return (
+        dt.datetime.now(dt.UTC) - parse_time(session.updated_at)
+    ).total_seconds() > START_TIMEOUT
+
+
+def _check_no_agent_alive(socket_path: str, records: Sequence[Session]) -> None:
+    """Refuse to take "no server" for an empty server while a recorded agent runs there."""
+    for record in records:
+        if record.pid is None or record.status.ended:
+            continue
+        facts = procs.facts(record.pid)
+        if rec.is_alive(record, facts):
+            server = procs.parent_of(record.pid)
+            hint = f" (kill -USR1 {server} makes tmux recreate it)" if server else ""
+            raise exc.TmuxQueryFailed(
+                "list-panes",
+                f"no server answers on {socket_path}, but agent pid {record.pid} of session "
+                f"{record.id} runs: the socket file may have been removed{hint}",
+            )
+
+
+def _relister(
+    manager: Manager, backend: TmuxBackend, records: Sequence[Session]
+) -> Callable[[], dict[str, LivePane]]:
+    return lambda: manager._listing(backend, records)
+
+
+def _with_zombie_exits(live: Live) -> dict[str, LivePane]:
+    """Fill in exits tmux saw but has not reaped (tmux 3.3a leaves some for minutes)."""
+    panes = dict(live.panes)
+    for name, pane in panes.items():
         if pane.pane_dead and pane.pane_dead_status is None and pane.pane_dead_signal is None:
-            known = zombie_exit(pane.pane_pid) if pane.pane_pid else None
+            known = procs.zombie_exit(pane.pane_pid) if pane.pane_pid else None
             if known is not None:
-                live[name] = dataclasses.replace(
+                panes[name] = dataclasses.replace(
                     pane, pane_dead_status=known[0], pane_dead_signal=known[1]
                 )
-    return live
+    return panes
+
+
+def _remove_log(path: Path) -> None:
+    for candidate in (path, path.with_name(path.name + ".1")):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
 
 
 T = TypeVar("T")
@@ -595,60 +1195,23 @@ def _in_background(work: Callable[[], T]) -> Callable[[], T]:
     return result
 
 
-def _terminate(pid: int, create_time: float | None, timeout: float) -> None:
-    """SIGTERM ``pid`` if it is still the process we started, and wait for it."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if create_time is not None and abs(proc.create_time() - create_time) > 1.0:
-            return  # the pid now belongs to someone else
-        proc.send_signal(signal.SIGTERM)
-        # Not our child, so wait() cannot reap it: poll until it is gone or a zombie
-        # (tmux, its parent, may be slow to reap or never do it).
-        deadline = time.monotonic() + timeout
-        delay = 0.002
-        while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-    except psutil.Error:
-        pass  # gone; or kill-session follows and sends SIGHUP
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived during a start: unwind, so nothing is left behind."""
 
 
-def _hand_over(fifo: Path, secret: Mapping[str, str], timeout: float) -> None:
-    """Write the secret environment into the FIFO once the launcher opens it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            break
-        except OSError as err:
-            # ENXIO: no reader yet. The launcher is a fresh interpreter; give it time.
-            if err.errno != errno.ENXIO:
-                raise exc.AmuxError(f"cannot hand secrets to the agent: {err.strerror}") from None
-            if time.monotonic() > deadline:
-                raise exc.AmuxError("the agent launcher did not start in time") from None
-            time.sleep(0.002)
-    try:
-        os.set_blocking(fd, True)
-        payload = json.dumps(dict(secret)).encode()
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
-def _new_lines(before: list[str], after: list[str]) -> Iterator[str]:
-    """Yield the lines of ``after`` that follow what ``before`` already showed."""
-    if after[: len(before)] == before:
-        yield from after[len(before) :]
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into an exception while a start creates things."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    # History scrolled or the screen was redrawn: resume after the last line we showed.
-    for back in range(min(len(before), 20), 0, -1):
-        tail = before[-back:]
-        for i in range(len(after) - back, -1, -1):
-            if after[i : i + back] == tail:
-                yield from after[i + back :]
-                return
-    yield from after
+
+    def raise_(signum: int, frame: object) -> None:
+        raise _Interrupted(signum)
+
+    saved = {sig: signal.signal(sig, raise_) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

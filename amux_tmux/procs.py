@@ -1,23 +1,49 @@
-"""Facts about processes that tmux does not always report."""
+"""Facts about processes, from psutil (imported on first use: ``ls`` never needs it)."""
 
 from __future__ import annotations
 
-import os
+import signal
+import time
+
+from amux_tmux.model import ProcessFacts
+
+
+def facts(pid: int) -> ProcessFacts:
+    """Return whether ``pid`` exists, when it started, and whether it is a zombie."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return ProcessFacts(proc.create_time(), proc.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return ProcessFacts(None)
+    except psutil.Error:
+        # Someone else's process holds the pid (access denied): it is not our agent.
+        return ProcessFacts(-1.0)
+
+
+def create_time(pid: int) -> float | None:
+    """Return when process ``pid`` started (epoch seconds, as psutil says), or ``None``."""
+    return facts(pid).create_time
 
 
 def zombie_exit(pid: int) -> tuple[int | None, int | None] | None:
     """Return ``(exit status, signal)`` of an exited but unreaped process, else ``None``.
 
-    tmux marks a pane dead when its pty closes but learns the exit status only when it
-    reaps the child, and tmux 3.3a has been seen here never to reap some (the agent stays
-    a zombie for minutes). Linux keeps a zombie's wait status in ``/proc/PID/stat``
-    (field 52, since 3.5), so the exit can still be known.
+    psutil cannot tell this: a zombie's exit status is only known to the parent that
+    reaps it. tmux marks a pane dead when its pty closes but learns the exit status only
+    when it reaps the child, and tmux 3.3a has been seen here not to reap some for
+    minutes. Linux keeps a zombie's wait status in ``/proc/PID/stat`` (field 52, since
+    3.5), so the exit can still be known.
     """
     try:
-        fields = _stat_fields(pid)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
     except OSError:
         return None
-    # fields[0] is field 3 (state); the exit code is field 52.
+    # Fields after the command name, which may itself hold spaces and parentheses;
+    # fields[0] is field 3 (state), the exit code is field 52.
+    fields = data[data.rfind(b")") + 2 :].split()
     if len(fields) < 50 or fields[0] != b"Z":
         return None
     try:
@@ -29,46 +55,48 @@ def zombie_exit(pid: int) -> tuple[int | None, int | None] | None:
     return None, status & 0x7F
 
 
-def _stat_fields(pid: int) -> list[bytes]:
-    """Return fields 3 onwards of ``/proc/PID/stat``: after the command name, which may
-    itself hold spaces and parentheses."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return data[data.rfind(b")") + 2 :].split()
+def terminate(pid: int, started: float | None, timeout: float) -> None:
+    """SIGTERM ``pid`` if it is still the process that started at ``started``; wait.
 
-
-_boot_time: float | None = None
-
-
-def create_time(pid: int) -> float | None:
-    """Return when process ``pid`` started (epoch seconds), or ``None`` if there is none.
-
-    The value is psutil's ``Process.create_time()``, which guards against pid reuse. On
-    Linux it is read from ``/proc`` directly, the way psutil computes it, because
-    ``reconcile`` asks for hundreds of pids and importing psutil alone costs ~30 ms.
+    Not our child, so ``wait`` cannot reap it: poll until it is gone or a zombie (tmux,
+    its parent, may be slow to reap it, or never do).
     """
-    global _boot_time  # noqa: PLW0603 - a per-process constant, read once
-    try:
-        start_ticks = int(_stat_fields(pid)[19])  # field 22
-        if _boot_time is None:
-            with open("/proc/stat", "rb") as f:
-                btime = next(line for line in f if line.startswith(b"btime"))
-            _boot_time = float(btime.split()[1])
-        return round(_boot_time + start_ticks / _clock_ticks(), 2)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, IndexError, StopIteration):
-        return _psutil_create_time(pid)
-
-
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
-
-
-def _psutil_create_time(pid: int) -> float | None:
     import psutil
 
     try:
-        return float(psutil.Process(pid).create_time())
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return  # the pid now belongs to someone else
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    except psutil.Error:
+        pass  # gone; or kill-session follows and sends SIGHUP
+
+
+def parent_of(pid: int) -> int | None:
+    """Return the parent pid of ``pid`` (an agent's parent is its tmux server)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).ppid() or None
     except psutil.Error:
         return None
+
+
+def server_socket(server_pid: int) -> str | None:
+    """Return the path of the unix socket a tmux server listens on, if it has one."""
+    import psutil
+
+    try:
+        connections = psutil.Process(server_pid).net_connections("unix")
+    except psutil.Error:
+        return None
+    for connection in connections:
+        address = connection.laddr
+        if isinstance(address, str) and address:
+            return address
+    return None

@@ -1,9 +1,16 @@
-"""Match records against live tmux sessions and fix orphans in both directions.
+"""THE judgement of what is true: records against live tmux sessions, and what to do.
 
-:func:`plan` is pure: records, one listing of live panes, the time and the options in,
-a list of :class:`Action` out. :func:`apply` is the only place with side effects; it
-performs each action under the record's lock after judging that record again against
-a fresh listing, because the world may have changed since the plan was made.
+:func:`plan` is pure: records, one listing of one server, process facts, the time and
+the options in, a list of :class:`Action` out. :func:`judge` (one record) and
+:func:`derive_activity` are pure too; single-session commands use them through
+:func:`settle`. :func:`apply` is the only place with side effects: it re-judges each
+action under its record's lock against a fresh listing, because the world may have
+changed since the plan was made, and sends every tmux change of a run to tmux at once.
+
+Ownership: a live session belongs to this store only when it is named ``amux-<id>``,
+tagged ``@amux_id=<id>`` and ``@amux_store=<this store's id>``. Everything else on the
+server is foreign: never tagged, killed or marked. A record that cannot be read still
+names its id, and its session is protected the same way.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from amux_tmux import exc
 from amux_tmux.model import (
     SESSION_PREFIX,
+    Activity,
     LivePane,
+    ProcessFacts,
     Session,
     Status,
     is_valid_id,
@@ -26,10 +35,14 @@ from amux_tmux.model import (
 )
 
 DEFAULT_GRACE = 30.0
-#: tmux's session_created is whole seconds; a start is recorded within this of it.
-CREATED_SLACK = 5.0
 #: psutil's create_time and the recorded one are the same float; allow for rounding.
 PID_TIME_SLACK = 1.0
+#: Output this soon after an agent's own ``mark`` is part of what it marked (a redraw).
+MARK_SLACK = 3.0
+#: Output within this many seconds means an agent without a profile is working.
+WORKING_SECONDS = 3.0
+#: Record-tied tmux changes held under their locks in one batch; more go in chunks.
+MAX_LOCKS_HELD = 200
 
 
 class Kind(enum.StrEnum):
@@ -39,9 +52,12 @@ class Kind(enum.StrEnum):
     MARK_COMPLETED = "mark-completed"
     MARK_FAILED = "mark-failed"
     MARK_STOPPED = "mark-stopped"
+    MARK_RUNNING = "mark-running"
     REMOVE_RECORD = "remove-record"
     TAG_SESSION = "tag-session"
     KILL_SESSION = "kill-session"
+    #: Something a person should know and no rule may fix on its own.
+    REPORT = "report"
 
     def __str__(self) -> str:
         return self.value
@@ -52,7 +68,9 @@ MARK_STATUS = {
     Kind.MARK_COMPLETED: Status.COMPLETED,
     Kind.MARK_FAILED: Status.FAILED,
     Kind.MARK_STOPPED: Status.STOPPED,
+    Kind.MARK_RUNNING: Status.RUNNING,
 }
+SESSION_KINDS = frozenset({Kind.TAG_SESSION, Kind.KILL_SESSION})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,6 +112,11 @@ class Outcome:
             data["detail"] = self.detail
         return data
 
+    @property
+    def failed(self) -> bool:
+        """Attempted and failed (a skipped action has no detail)."""
+        return not self.done and bool(self.detail)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Policy:
@@ -107,18 +130,65 @@ class Policy:
 
 
 _UNSTARTED = frozenset({Status.CREATED, Status.STARTING})
+_NO_FACTS = ProcessFacts(None)
 
 
-def owner_of(pane: LivePane) -> str | None:
-    """Return the amux id owning a live session, or None if amux does not own it.
+def owner_of(pane: LivePane, store_id: str | None) -> str | None:
+    """Return the record id owning a live session if THIS store owns it, else None.
 
-    Owned means: the ``@amux_id`` tag is set, is a valid id, and the session is named
-    ``amux-<that id>``. A session named ``amux-...`` without the tag is a user's.
+    >>> p = LivePane("$1", "amux-abc", 0, "abc", False, "%1", 5, False, None, store_id="s1")
+    >>> owner_of(p, "s1"), owner_of(p, "s2"), owner_of(p, None)
+    ('abc', None, None)
     """
     owner = pane.owner_id
-    if owner and is_valid_id(owner) and pane.session_name == SESSION_PREFIX + owner:
+    if (
+        store_id is not None
+        and pane.store_id == store_id
+        and owner
+        and is_valid_id(owner)
+        and pane.session_name == SESSION_PREFIX + owner
+    ):
         return owner
     return None
+
+
+def match(
+    records: Iterable[Session], live: Mapping[str, LivePane], store_id: str | None
+) -> dict[str, LivePane]:
+    """Return ``{record id: its live pane}`` for records whose owned session is live."""
+    matched: dict[str, LivePane] = {}
+    for record in records:
+        pane = live.get(record.tmux_session) if record.tmux_session else None
+        if pane is not None and owner_of(pane, store_id) == record.id:
+            matched[record.id] = pane
+    return matched
+
+
+def is_alive(record: Session, facts: ProcessFacts) -> bool:
+    """Whether the recorded pid still runs the process this record started."""
+    return (
+        record.pid is not None
+        and facts.create_time is not None
+        and not facts.zombie
+        and not _pid_reused(record, facts)
+    )
+
+
+def _pid_reused(record: Session, facts: ProcessFacts) -> bool:
+    return (
+        record.pid_create_time is not None
+        and facts.create_time is not None
+        and abs(facts.create_time - record.pid_create_time) > PID_TIME_SLACK
+    )
+
+
+def _not_our_process(record: Session, pane: LivePane, facts: ProcessFacts) -> str:
+    """Return why the live pane is not the process this record started ('' if it is)."""
+    if record.pid is not None and pane.pane_pid is not None and pane.pane_pid != record.pid:
+        return f"pane runs pid {pane.pane_pid}, not the recorded pid {record.pid}"
+    if _pid_reused(record, facts):
+        return f"pid {record.pid} was reused by another process"
+    return ""
 
 
 def judge(
@@ -126,16 +196,13 @@ def judge(
     pane: LivePane | None,
     now: dt.datetime,
     policy: Policy,
-    pid_create_time: float | None = None,
+    facts: ProcessFacts = _NO_FACTS,
 ) -> list[Action]:
-    """Return what should happen to one record given its live pane (or None).
+    """Return what should happen to one record given its owned live pane (or None).
 
-    ``pane`` must already be the one owned by this record (see :func:`match`);
-    ``pid_create_time`` is the current create time of the recorded pid, if known.
+    ``facts`` describe the recorded pid now (see :class:`ProcessFacts`).
     """
     status = record.status
-    if status.ended:
-        return []
     name = record.tmux_session
 
     def act(kind: Kind, reason: str, code: int | None = None) -> Action:
@@ -143,9 +210,21 @@ def judge(
             kind, record.id, reason, name, pane.session_id if pane else None, exit_code=code
         )
 
+    if status.ended:
+        if pane is None or not policy.remove:
+            if pane is not None and not pane.pane_dead:
+                return [act(Kind.REPORT, f"record is {status.value} but its agent still runs")]
+            return []
+        why = (
+            "tidy the dead pane of an ended session"
+            if pane.pane_dead
+            else (f"record is {status.value} but its agent still runs")
+        )
+        return [act(Kind.KILL_SESSION, why)]
+
     young = (now - parse_time(record.updated_at)).total_seconds() < policy.grace
-    exited = pane is not None and pane.pane_dead and status not in _UNSTARTED
-    if young and not (exited and policy.exits_skip_grace):
+    exited = pane is not None and pane.pane_dead
+    if young and not (exited and policy.exits_skip_grace and status not in _UNSTARTED):
         return []  # e.g. a start between writing its record and creating the session
 
     if status in _UNSTARTED:
@@ -153,9 +232,14 @@ def judge(
         if pane is not None and policy.remove:
             # Killed before the mark: the kill re-checks that the start is still unfinished.
             actions.append(act(Kind.KILL_SESSION, "session of a start that never finished"))
-        actions.append(act(Kind.MARK_FAILED, f"{status.value} for longer than the grace period"))
+        code = pane.pane_dead_status if pane is not None and pane.pane_dead else None
+        actions.append(
+            act(Kind.MARK_FAILED, f"{status.value} for longer than the grace period", code)
+        )
         return actions
     if pane is None:
+        if is_alive(record, facts):
+            return [act(Kind.REPORT, f"agent pid {record.pid} runs, but not in its tmux session")]
         if status is Status.STOPPING:
             return [act(Kind.MARK_STOPPED, "stop was interrupted after its session ended")]
         if policy.remove:
@@ -164,64 +248,52 @@ def judge(
             return []
         return [act(Kind.MARK_ORPHANED, "tmux session is gone")]
     if exited:
+        kill = [act(Kind.KILL_SESSION, "tidy the dead pane")] if policy.remove else []
         code, signal = pane.pane_dead_status, pane.pane_dead_signal
         if code == 0:
-            return [act(Kind.MARK_COMPLETED, "agent exited with status 0", 0)]
+            return [act(Kind.MARK_COMPLETED, "agent exited with status 0", 0), *kill]
         if code is not None:
-            return [act(Kind.MARK_FAILED, f"agent exited with status {code}", code)]
+            return [act(Kind.MARK_FAILED, f"agent exited with status {code}", code), *kill]
         if signal is not None:
-            return [act(Kind.MARK_FAILED, f"agent was killed by signal {signal}")]
-        if pane.pane_dead_time is None and _same_process(record, pid_create_time):
+            return [act(Kind.MARK_FAILED, f"agent was killed by signal {signal}"), *kill]
+        if (
+            pane.pane_dead_time is None
+            and facts.create_time is not None
+            and not _pid_reused(record, facts)
+        ):
             # tmux marks a pane dead when its pty closes, a moment before it reaps the
             # agent and learns how it ended; the next look will know.
             return []
-        return [act(Kind.MARK_FAILED, "agent ended; tmux did not report how")]
-    stale = _not_our_process(record, pane, pid_create_time)
+        return [act(Kind.MARK_FAILED, "agent ended; tmux did not report how"), *kill]
+    stale = _not_our_process(record, pane, facts)
     if stale:
         if policy.remove:
             return [act(Kind.REMOVE_RECORD, stale)]
         return [] if status is Status.ORPHANED else [act(Kind.MARK_ORPHANED, stale)]
+    if status is Status.STOPPING:
+        # Someone asked for this stop; an interrupted one is finished, in either mode.
+        return [
+            act(Kind.KILL_SESSION, "finish an interrupted stop"),
+            act(Kind.MARK_STOPPED, "finish an interrupted stop"),
+        ]
+    if status is Status.ORPHANED:
+        return [act(Kind.MARK_RUNNING, "its tmux session is back")]
     return []
 
 
-def _same_process(record: Session, pid_create_time: float | None) -> bool:
-    """Whether the recorded pid still names the process this record started."""
-    return pid_create_time is not None and not _pid_reused(record, pid_create_time)
-
-
-def _pid_reused(record: Session, pid_create_time: float | None) -> bool:
-    """Whether the recorded pid now names a process started at another time."""
-    return (
-        record.pid_create_time is not None
-        and pid_create_time is not None
-        and abs(pid_create_time - record.pid_create_time) > PID_TIME_SLACK
-    )
-
-
-def _not_our_process(record: Session, pane: LivePane, pid_create_time: float | None) -> str:
-    """Return why the live pane is not the process this record started ('' if it is)."""
-    if record.pid is not None and pane.pane_pid is not None and pane.pane_pid != record.pid:
-        return f"pane runs pid {pane.pane_pid}, not the recorded pid {record.pid}"
-    if _pid_reused(record, pid_create_time):
-        return f"pid {record.pid} was reused by another process"
-    return ""
-
-
-def match(records: Iterable[Session], live: Mapping[str, LivePane]) -> dict[str, LivePane]:
-    """Return ``{record id: its live pane}`` for records whose owned session is live."""
-    matched: dict[str, LivePane] = {}
-    for record in records:
-        pane = live.get(record.tmux_session) if record.tmux_session else None
-        if pane is not None and owner_of(pane) == record.id:
-            matched[record.id] = pane
-    return matched
-
-
 def judge_session(
-    pane: LivePane, known_ids: Iterable[str] | set[str], now: dt.datetime, policy: Policy
+    pane: LivePane,
+    store_id: str | None,
+    known_ids: Collection[str],
+    now: dt.datetime,
+    policy: Policy,
 ) -> list[Action]:
-    """Return what should happen to one live session (direction 2: no record)."""
-    owner = owner_of(pane)
+    """Return what should happen to one live session without a record (direction 2).
+
+    ``known_ids`` holds every id with a record, readable or not: a session whose record
+    cannot be read is protected, not an orphan.
+    """
+    owner = owner_of(pane, store_id)
     if owner is None or owner in known_ids:
         return []
     if now.timestamp() - pane.session_created < policy.grace:
@@ -238,27 +310,67 @@ def plan(
     live: Mapping[str, LivePane],
     now: dt.datetime,
     policy: Policy,
-    pid_create_times: Mapping[int, float | None] | None = None,
+    *,
+    store_id: str | None,
+    protected: Collection[str] = (),
+    facts: Mapping[int, ProcessFacts] | None = None,
 ) -> list[Action]:
-    """Return every action needed to make records and live sessions agree.
+    """Return every action needed to make records and one server's sessions agree.
 
     Pure: no I/O. ``live`` maps session name to its first pane, as one listing saw it;
-    ``pid_create_times`` maps a pid to its current create time (None: no such process).
+    ``facts`` maps a recorded pid to what the system says of it now; ``protected`` holds
+    the ids of records that cannot be read (their sessions are never touched).
     """
-    times = pid_create_times or {}
-    matched = match(records, live)
+    known_facts = facts or {}
+    matched = match(records, live, store_id)
     actions: list[Action] = []
     for record in records:
         pane = matched.get(record.id)
-        ctime = times.get(record.pid) if record.pid is not None else None
-        actions.extend(judge(record, pane, now, policy, ctime))
+        pid_facts = known_facts.get(record.pid, _NO_FACTS) if record.pid else _NO_FACTS
+        actions.extend(judge(record, pane, now, policy, pid_facts))
     # A record this plan removes no longer owns its session, which would otherwise be
     # found ownerless (and killed) only by the next run.
     removed = {a.session_id for a in actions if a.kind is Kind.REMOVE_RECORD}
-    known = {record.id for record in records} - removed
+    known = ({record.id for record in records} - removed) | set(protected)
     for pane in live.values():
-        actions.extend(judge_session(pane, known, now, policy))
+        actions.extend(judge_session(pane, store_id, known, now, policy))
     return actions
+
+
+def derive_activity(
+    record: Session,
+    pane: LivePane | None,
+    now: float,
+    waiting: bool,
+    working_seconds: float = WORKING_SECONDS,
+) -> tuple[Activity, float | None] | None:
+    """Return what a live agent is doing and since when (epoch seconds), else ``None``.
+
+    ``waiting``: a profile pattern matched the pane's last lines. The agent's own word
+    (``mark``) stands until the pane shows output after it; then output within
+    ``working_seconds`` means working, older output idle.
+
+    >>> p = LivePane("$1", "amux-abc", 0, "abc", False, "%1", 5, False, None, activity_at=95)
+    >>> r = Session("abc", Status.RUNNING, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+    >>> derive_activity(r, p, 100.0, False)
+    (<Activity.IDLE: 'idle'>, 95.0)
+    >>> derive_activity(r, p, 97.0, False)[0], derive_activity(r, p, 97.0, True)[0]
+    (<Activity.WORKING: 'working'>, <Activity.WAITING: 'waiting'>)
+    """
+    if pane is None or pane.pane_dead:
+        return None
+    output = float(pane.activity_at) if pane.activity_at is not None else None
+    if waiting:
+        return Activity.WAITING, output
+    if record.activity is not None and record.activity_at is not None:
+        marked = parse_time(record.activity_at).timestamp()
+        if output is None or output <= marked + MARK_SLACK:
+            return record.activity, marked
+    if output is None:
+        return Activity.UNKNOWN, None
+    if now - output <= working_seconds:
+        return Activity.WORKING, output
+    return Activity.IDLE, output
 
 
 # --- side effects --------------------------------------------------------------------
@@ -266,16 +378,17 @@ def plan(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Effects:
-    """The side effects :func:`apply` needs; the manager provides real ones."""
+    """The side effects :func:`apply` and :func:`settle` need; the manager gives real ones."""
 
+    store_id: str | None
     list_live: Callable[[], Mapping[str, LivePane]]
     update: Callable[[str, Callable[[Session], Session]], Session]
     delete: Callable[[str, Callable[[Session], None]], Session]
     get: Callable[[str], Session]
     lock: Callable[[str], contextlib.AbstractContextManager[None]]
-    kill: Callable[[str], bool]
-    tag: Callable[[str], None]
-    pid_create_time: Callable[[int], float | None]
+    #: ``(kill $ids, tag $ids)`` in one tmux process -> ``{$id: error or ""}``.
+    tmux: Callable[[Sequence[str], Sequence[str]], Mapping[str, str]]
+    facts: Callable[[int], ProcessFacts]
 
 
 class _Changed(Exception):
@@ -283,27 +396,123 @@ class _Changed(Exception):
 
 
 def apply(actions: Sequence[Action], effects: Effects, policy: Policy) -> list[Outcome]:
-    """Perform ``actions``, each under its record's lock after a fresh re-judgement.
+    """Perform ``actions``: each re-judged under its record's lock, tmux changes at once.
 
     One failing action does not stop the others; its :class:`Outcome` says why.
     """
-    if not actions:
-        return []
+    todo = [a for a in actions if a.kind is not Kind.REPORT]
+    if not todo:
+        return [Outcome(a, False) for a in actions]
     fresh = effects.list_live()
-    outcomes: list[Outcome] = []
+    results: dict[int, Outcome] = {}
+    tied = [a for a in todo if a.kind in SESSION_KINDS and _has_record(a, effects)]
+    ownerless = [a for a in todo if a.kind in SESSION_KINDS and a not in tied]
+    records = [a for a in todo if a.kind not in SESSION_KINDS]
+    for start in range(0, max(len(tied), 1), MAX_LOCKS_HELD):
+        chunk = tied[start : start + MAX_LOCKS_HELD]
+        with contextlib.ExitStack() as held:
+            sessions: list[Action] = []
+            for action in chunk:
+                try:
+                    held.enter_context(effects.lock(action.session_id))
+                    record = effects.get(action.session_id)
+                    _still_planned(action, record, fresh, effects, policy)
+                    sessions.append(action)
+                except _Changed:
+                    results[id(action)] = Outcome(action, False)
+                except (exc.AmuxError, OSError) as err:
+                    results[id(action)] = Outcome(action, False, str(err))
+            if start == 0:
+                sessions += _ownerless_still(ownerless, fresh, effects, results)
+            results.update(_run_tmux(sessions, effects))
+            # Marks of records whose sessions were just handled, still under their locks;
+            # a record whose session could not be killed keeps its status.
+            handled = {a.session_id: results[id(a)] for a in chunk}
+            for action in [a for a in records if a.session_id in handled]:
+                before = handled[action.session_id]
+                results[id(action)] = (
+                    Outcome(action, False, f"not done: {before.detail}")
+                    if before.failed
+                    else _apply_record(action, effects, policy, fresh)
+                )
+    for action in records:
+        if id(action) not in results:
+            results[id(action)] = _apply_record(action, effects, policy, fresh)
+    return [results.get(id(a), Outcome(a, False)) for a in actions]
+
+
+def settle(
+    record: Session, pane: LivePane | None, effects: Effects, facts: ProcessFacts, grace: float
+) -> Session:
+    """Record what a look at one session proved (an exit, a session that is back).
+
+    Used by every command that looks at a session; changes only the record.
+    """
+    policy = Policy(remove=False, grace=grace, exits_skip_grace=True)
+    actions = [
+        a
+        for a in judge(record, pane, dt.datetime.now(dt.UTC), policy, facts)
+        if a.kind in MARK_STATUS
+    ]
+    if not actions:
+        return record
+    fresh = {pane.session_name: pane} if pane is not None else {}
+    outcomes = [_apply_record(a, effects, policy, fresh) for a in actions]
+    if any(o.done for o in outcomes):
+        return effects.get(record.id)
+    return record
+
+
+def _has_record(action: Action, effects: Effects) -> bool:
+    try:
+        effects.get(action.session_id)
+    except exc.SessionNotFound:
+        return False
+    except exc.AmuxError:
+        return True  # unreadable: never ownerless
+    return True
+
+
+def _ownerless_still(
+    actions: Sequence[Action],
+    fresh: Mapping[str, LivePane],
+    effects: Effects,
+    results: dict[int, Outcome],
+) -> list[Action]:
+    """Keep the direction-2 actions whose session is unchanged and still has no record.
+
+    No lock is needed: ``start`` writes a record before it creates the session, and
+    never reuses an id whose lock file exists, so no record can appear for it.
+    """
+    kept = []
     for action in actions:
-        try:
-            done, detail = _apply_one(action, effects, policy, fresh)
-        except _Changed:
-            outcomes.append(Outcome(action, False, ""))
-            continue
-        except (exc.AmuxError, OSError) as err:
-            # One failure must not stop the others; the OSError arm is for effects that
-            # did not translate theirs.
-            outcomes.append(Outcome(action, False, str(err)))
-            continue
-        outcomes.append(Outcome(action, done, detail))
-    return outcomes
+        pane = fresh.get(action.tmux_session or "")
+        if (
+            pane is None
+            or pane.session_id != action.tmux_session_id
+            or owner_of(pane, effects.store_id) != action.session_id
+            or _has_record(action, effects)
+        ):
+            results[id(action)] = Outcome(action, False)
+        else:
+            kept.append(action)
+    return kept
+
+
+def _run_tmux(actions: Sequence[Action], effects: Effects) -> dict[int, Outcome]:
+    if not actions:
+        return {}
+    kills = [a.tmux_session_id for a in actions if a.kind is Kind.KILL_SESSION]
+    tags = [a.tmux_session_id for a in actions if a.kind is Kind.TAG_SESSION]
+    try:
+        errors = effects.tmux([k for k in kills if k], [t for t in tags if t])
+    except (exc.AmuxError, OSError) as err:
+        return {id(a): Outcome(a, False, str(err)) for a in actions}
+    out = {}
+    for action in actions:
+        error = errors.get(action.tmux_session_id or "", "no session id")
+        out[id(action)] = Outcome(action, not error, error)
+    return out
 
 
 def _still_planned(
@@ -313,54 +522,38 @@ def _still_planned(
     effects: Effects,
     policy: Policy,
 ) -> None:
-    pane = match([record], fresh).get(record.id)
-    ctime = effects.pid_create_time(record.pid) if record.pid is not None and pane else None
-    now = dt.datetime.now(dt.UTC)
-    if action not in judge(record, pane, now, policy, ctime):
+    pane = match([record], fresh, effects.store_id).get(record.id)
+    facts = effects.facts(record.pid) if record.pid is not None else _NO_FACTS
+    if action not in judge(record, pane, dt.datetime.now(dt.UTC), policy, facts):
         raise _Changed
 
 
-def _apply_one(
+def _apply_record(
     action: Action, effects: Effects, policy: Policy, fresh: Mapping[str, LivePane]
-) -> tuple[bool, str]:
+) -> Outcome:
     sid = action.session_id
-    if action.kind in MARK_STATUS:
+    try:
+        if action.kind is Kind.REMOVE_RECORD:
+            effects.delete(sid, lambda r: _still_planned(action, r, fresh, effects, policy))
+            return Outcome(action, True)
         target = MARK_STATUS[action.kind]
 
         def mark(record: Session) -> Session:
             _still_planned(action, record, fresh, effects, policy)
-            changes: dict[str, object] = {"error": None} if target is not Status.FAILED else {}
+            changes: dict[str, object] = {} if target is Status.FAILED else {"error": None}
             if action.exit_code is not None:
                 changes["exit_code"] = action.exit_code
             if target is Status.FAILED and action.exit_code is None:
                 changes["error"] = action.reason
             if target.ended:
-                changes["stopped_at"] = utcnow()
+                changes["stopped_at"] = record.stopped_at or utcnow()
             return record.transition(target, **changes)
 
         effects.update(sid, mark)
-        return True, ""
-    if action.kind is Kind.REMOVE_RECORD:
-        effects.delete(sid, lambda record: _still_planned(action, record, fresh, effects, policy))
-        return True, ""
-    # Session actions: hold the owner id's lock so a start finishing right now, which
-    # holds it from writing the record to creating the session, is waited for.
-    with effects.lock(sid):
-        if action.kind is Kind.KILL_SESSION and action.tmux_session_id is None:
-            return False, "no session id"
-        try:
-            record = effects.get(sid)
-        except exc.SessionNotFound:
-            record = None
-        pane = fresh.get(action.tmux_session or "")
-        if pane is None or pane.session_id != action.tmux_session_id:
-            raise _Changed
-        if record is not None and not (
-            action.kind is Kind.KILL_SESSION and record.status in (Status.CREATED, Status.STARTING)
-        ):
-            raise _Changed  # it has a record now; it is no orphan
-        assert action.tmux_session_id is not None
-        if action.kind is Kind.KILL_SESSION:
-            return effects.kill(action.tmux_session_id), ""
-        effects.tag(action.tmux_session_id)
-        return True, ""
+        return Outcome(action, True)
+    except _Changed:
+        return Outcome(action, False)
+    except (exc.AmuxError, OSError) as err:
+        # One failure must not stop the others; the OSError arm is for effects that
+        # did not translate theirs.
+        return Outcome(action, False, str(err))

@@ -1,59 +1,150 @@
-"""The one module that talks to tmux: a dedicated server, exact targets, bounded calls.
+"""The one module that talks to tmux: libtmux on one socket path, every call bounded.
 
 Every call goes to one server named by socket path (``-S``), so cron, other shells and
 other ``TMUX_TMPDIR`` values reach the same server; the user's default server is never
 addressed. Targets are always exact (``$id``, ``%pane``, ``=name``): tmux resolves a
 bare name by prefix, and ``kill-session -t amux-1`` would kill ``amux-12``.
 
-Every tmux process runs with a timeout, because tmux hangs rather than fails when it is
-out of file descriptors. That is also why this adapter runs tmux itself instead of
-through libtmux's ``Server.cmd``: libtmux cannot bound a call's time, and importing it
-costs more (~80 ms) than a whole ``reconcile`` is allowed.
+:class:`TmuxBackend` wraps :class:`libtmux.Server` with its ``cmd`` overridden: libtmux
+0.62 gives a tmux process no time limit (libtmux issue #732), and tmux hangs rather than
+fails when it is out of file descriptors, so every process we start has a timeout, a
+minimal environment and no stdin. libtmux is imported on first use, never by ``ls``.
+
+No string a user typed is ever parsed by tmux. The pane command is fixed (see
+:mod:`amux_tmux.launch`); arguments that still reach tmux have a trailing ``;`` escaped
+(tmux splits its argv into commands there) and, where tmux expands formats, ``#``
+doubled. The shell strings tmux runs (the pane-died hook, the log pipe) hold only the
+Python interpreter's path, quoted, and ``#{pane_id}``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from amux_tmux import exc
 from amux_tmux.model import LivePane
-from amux_tmux.secrets import scrub_environ
 
-MIN_VERSION = (3, 2)
+if TYPE_CHECKING:
+    import libtmux
+    from libtmux.common import tmux_cmd
+
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_SOCKET = "amux"
 OWNER_OPTION = "@amux_id"
+STORE_OPTION = "@amux_store"
+ROOT_OPTION = "@amux_root"
 ORPHAN_OPTION = "@amux_orphan"
+#: What agents ask of the server they run in (Claude Code warns when focus-events is off).
+SERVER_OPTIONS = (
+    ("-s", "focus-events", "on"),
+    ("-s", "extended-keys", "on"),
+    ("-g", "history-limit", "50000"),
+)
+#: The only variables a tmux client gets: a server it starts keeps its client's
+#: environment for life (``show-environment -g``), and the agent's comes from the spec.
+CLIENT_VARIABLES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMUX_TMPDIR", "TERM"}
+)
 
-_SEP = "\x1f"  # unit separator: cannot appear in session names tmux accepts from us
+_SEP = "\x1f"  # unit separator: cannot appear in the values our sessions carry
 _LIVE_FIELDS = (
     "session_id",
     "session_name",
     "session_created",
     OWNER_OPTION,
+    STORE_OPTION,
     ORPHAN_OPTION,
     "pane_id",
-    "pane_index",
     "pane_pid",
     "pane_dead",
     "pane_dead_status",
     "pane_dead_signal",
     "pane_dead_time",
+    "window_activity",
 )
 _LIVE_FORMAT = _SEP.join(f"#{{{field}}}" for field in _LIVE_FIELDS)
-_SPAWN_FORMAT = _SEP.join(
-    ("#{session_id}", "#{session_name}", "#{pane_id}", "#{pane_pid}", "#{socket_path}")
-)
+_SPAWN_FORMAT = _SEP.join(("#{session_id}", "#{pane_id}", "#{pane_pid}", "#{socket_path}"))
 _NO_SERVER = re.compile(
     r"no server running on |error connecting to .* \(No such file or directory\)"
 )
-_VERSION = re.compile(r"(\d+)\.(\d+)")
-_version_checked: set[str] = set()
+_TOKEN = re.compile(r"[A-Za-z0-9_@%$=:.,/+-]+")
+
+
+# --- quoting -------------------------------------------------------------------------
+
+
+def escape_arg(text: str) -> str:
+    """Return ``text`` as one tmux argv element that tmux will not split at a ``;``.
+
+    tmux ends a command at an argument ending in ``;``, and reads ``\\;`` there as a
+    literal ``;``.
+
+    >>> escape_arg("kill-server;")
+    'kill-server\\\\;'
+    >>> escape_arg("a;b")
+    'a;b'
+    """
+    return text[:-1] + "\\;" if text.endswith(";") else text
+
+
+def escape_format(text: str) -> str:
+    """Return ``text`` for an argument tmux expands formats in (``#`` doubled).
+
+    >>> escape_format("a#(touch x)")
+    'a##(touch x)'
+    """
+    return escape_arg(text.replace("#", "##"))
+
+
+def fixed_program(module: str, quiet: bool = False) -> str:
+    """Return the shell command tmux runs for ``amux_tmux.<module>`` on one pane.
+
+    Only the interpreter's path (shell-quoted, ``#`` doubled for format expansion) and
+    ``#{pane_id}`` are in it; the program finds everything else through tmux.
+    """
+    python = shlex.quote(sys.executable).replace("#", "##")
+    hush = " >/dev/null 2>&1" if quiet else ""
+    return f"exec {python} -I -m amux_tmux.{module} #{{pane_id}}{hush}"
+
+
+def _tmux_quote(text: str) -> str:
+    """Quote ``text`` as one word of a tmux command string (a hook's command)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def _control_line(args: Sequence[str]) -> str:
+    """Return one control-mode command line; only our own ids and options go here."""
+    words = []
+    for arg in args:
+        if _TOKEN.fullmatch(arg):
+            words.append(arg)
+        elif "'" not in arg and "\n" not in arg:
+            words.append(f"'{arg}'")
+        else:
+            raise ValueError(f"not a control-mode word: {arg!r}")
+    return " ".join(words)
+
+
+# --- plain data ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Live:
+    """One listing of a server: its sessions by name, each with its first pane."""
+
+    panes: dict[str, LivePane]
+    #: tmux said no server listens there (which is not proof that none runs, trap 16).
+    no_server: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +156,15 @@ class Spawned:
     pane_id: str
     pane_pid: int
     socket_path: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one command of a :meth:`TmuxBackend.batch` went."""
+
+    ok: bool
+    output: tuple[str, ...] = ()
+    error: str = ""
 
 
 def socket_path_for(socket: str, environ: Mapping[str, str] | None = None) -> str:
@@ -80,13 +180,92 @@ def socket_path_for(socket: str, environ: Mapping[str, str] | None = None) -> st
     return os.path.join(os.path.realpath(base), f"tmux-{os.geteuid()}", socket)
 
 
+def socket_of_tmux_env(value: str | None) -> str | None:
+    """Return the socket path from a ``$TMUX`` value (``path,pid,session``)."""
+    if not value:
+        return None
+    return value.rsplit(",", 2)[0] or None
+
+
 def exact_session(name: str) -> str:
     """Return the exact-match target for a session name (``=name``)."""
     return f"={name}"
 
 
+def client_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment a tmux client process gets (see :data:`CLIENT_VARIABLES`)."""
+    return {k: v for k, v in environ.items() if k in CLIENT_VARIABLES or k.startswith("LC_")}
+
+
+# --- libtmux, bounded ----------------------------------------------------------------
+
+
+@functools.cache
+def _bounded_server_class() -> type[libtmux.Server]:
+    """Build (once, on first use) libtmux's Server with every tmux process bounded."""
+    import libtmux
+    from libtmux.common import tmux_cmd
+
+    class BoundedCmd(tmux_cmd):
+        """libtmux's result type, produced by a process with a timeout."""
+
+        def __init__(
+            self, *args: str, tmux_bin: str, timeout: float, stdin: bytes | None = None
+        ) -> None:
+            self.cmd = [tmux_bin, *args]
+            try:
+                proc = subprocess.run(
+                    self.cmd,
+                    input=stdin,
+                    stdin=subprocess.DEVNULL if stdin is None else None,
+                    capture_output=True,
+                    timeout=timeout,
+                    env=client_environ(os.environ),
+                    check=False,
+                )
+            except FileNotFoundError:
+                raise exc.TmuxNotFound from None
+            except subprocess.TimeoutExpired:
+                raise exc.TmuxTimeout(args[2] if len(args) > 2 else "", timeout) from None
+            except OSError as err:
+                raise exc.TmuxQueryFailed(args[2], err.strerror or str(err)) from None
+            self.returncode = proc.returncode
+            self.text = proc.stdout.decode("utf-8", "replace")
+            lines = self.text.split("\n")
+            while lines and lines[-1] == "":
+                lines.pop()
+            self.stdout = lines
+            self.stderr = [
+                line for line in proc.stderr.decode("utf-8", "replace").split("\n") if line
+            ]
+
+    class BoundedServer(libtmux.Server):
+        """A libtmux Server whose every tmux call has a time limit."""
+
+        timeout: float = DEFAULT_TIMEOUT
+
+        def cmd(self, cmd: str, *args: Any, target: str | int | None = None) -> tmux_cmd:
+            return self.run(cmd, *args, target=target)
+
+        def run(
+            self,
+            cmd: str,
+            *args: Any,
+            target: str | int | None = None,
+            stdin: bytes | None = None,
+        ) -> BoundedCmd:
+            argv = ["-S", str(self.socket_path), cmd]
+            if target is not None:
+                argv += ["-t", str(target)]
+            argv += [str(a) for a in args]
+            assert self.tmux_bin is not None
+            return BoundedCmd(*argv, tmux_bin=self.tmux_bin, timeout=self.timeout, stdin=stdin)
+
+    return BoundedServer
+
+
 class TmuxBackend:
-    """A tmux server on one socket.
+    """A tmux server on one socket, reached through libtmux with bounded calls.
 
     Parameters
     ----------
@@ -95,7 +274,7 @@ class TmuxBackend:
     tmux_bin : str, optional
         The tmux binary; default: ``tmux`` on ``PATH``.
     timeout : float
-        Seconds any single tmux call may take before :class:`TmuxTimeout`.
+        Seconds any single tmux process may take before :class:`~amux_tmux.exc.TmuxTimeout`.
     """
 
     def __init__(
@@ -107,7 +286,9 @@ class TmuxBackend:
         self.socket_path = socket_path_for(socket)
         self._tmux_bin = tmux_bin
         self.timeout = timeout
+        #: tmux processes started so far (benchmarks and tests count them).
         self.calls = 0
+        self._server: Any = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -121,63 +302,47 @@ class TmuxBackend:
             self._tmux_bin = found
         return self._tmux_bin
 
-    def argv(self, *args: str) -> list[str]:
-        """Return the full command line for a tmux command on our socket."""
-        return [self.tmux_bin, "-S", self.socket_path, *args]
+    @property
+    def server(self) -> libtmux.Server:
+        """The libtmux Server for this socket (libtmux is imported here, once)."""
+        if self._server is None:
+            if len(os.fsencode(self.socket_path)) > 107:
+                raise exc.TmuxQueryFailed(
+                    "connect", f"socket path is longer than 107 bytes: {self.socket_path[:60]}..."
+                )
+            server = _bounded_server_class()(socket_path=self.socket_path, tmux_bin=self.tmux_bin)
+            server.timeout = self.timeout  # type: ignore[attr-defined]
+            self._server = server
+        return self._server  # type: ignore[no-any-return]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run one tmux command with a timeout; return it whatever its exit status.
-
-        The child gets our environment minus secrets: a tmux server keeps the
-        environment of the client that started it, visible to ``show-environment``.
-        """
-        argv = self.argv(*args)
+    def cmd(self, *args: str, stdin: bytes | None = None) -> Any:
+        """Run one tmux command on our socket, bounded; return libtmux's result."""
         self.calls += 1
-        try:
-            return subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=self.timeout,
-                env=scrub_environ(os.environ),
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise exc.TmuxNotFound from None
-        except subprocess.TimeoutExpired:
-            raise exc.TmuxTimeout(args[0], self.timeout) from None
-        except OSError as err:
-            raise exc.TmuxQueryFailed(args[0], err.strerror or str(err)) from None
+        return self.server.run(*args, stdin=stdin)  # type: ignore[attr-defined]
 
-    def _must(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = self.run(*args)
+    def _must(self, *args: str, stdin: bytes | None = None) -> Any:
+        result = self.cmd(*args, stdin=stdin)
         if result.returncode != 0:
-            raise exc.TmuxCommandFailed(args[0], _first_line(result.stderr) or "failed")
+            raise exc.TmuxCommandFailed(args[0], _first(result.stderr) or "failed")
         return result
 
     def check_version(self) -> None:
-        """Check, once per binary and process, that tmux is at least :data:`MIN_VERSION`."""
-        binary = self.tmux_bin
-        if binary in _version_checked:
-            return
+        """Check that tmux is one libtmux supports (>= 3.2a); the answer is memoised."""
+        from libtmux.common import get_version_str, has_minimum_version
+        from libtmux.exc import LibTmuxException
+
         try:
-            out = subprocess.run(
-                [binary, "-V"], capture_output=True, text=True, timeout=self.timeout, check=False
-            ).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired) as err:
+            if has_minimum_version(raises=False, tmux_bin=self.tmux_bin):
+                return
+            found = get_version_str(tmux_bin=self.tmux_bin)
+        except LibTmuxException as err:
             raise exc.TmuxQueryFailed("-V", str(err)) from None
-        match = _VERSION.search(out)
-        # Builds from git say "tmux next-3.5" or "tmux master"; assume they are recent.
-        if match and (int(match.group(1)), int(match.group(2))) < MIN_VERSION:
-            raise exc.TmuxVersionTooOld(out, ".".join(map(str, MIN_VERSION)))
-        _version_checked.add(binary)
+        raise exc.TmuxVersionTooOld(found, "3.2a")
 
     # --- queries -------------------------------------------------------------------
 
-    def list_live(self) -> dict[str, LivePane]:
-        """Return every session on our server by name, with its first pane, in ONE call.
+    def list_live(self) -> Live:
+        """Return every session on the server with its first pane, in ONE call.
 
         Raises
         ------
@@ -185,20 +350,52 @@ class TmuxBackend:
             When tmux answers with anything but "no server running": an unreachable
             server is not an empty one, and callers must not act as if it were.
         """
-        result = self.run("list-panes", "-a", "-F", _LIVE_FORMAT)
+        result = self.cmd("list-panes", "-a", "-F", _LIVE_FORMAT)
         if result.returncode != 0:
-            if _NO_SERVER.search(result.stderr):
-                return {}
+            if _NO_SERVER.search("\n".join(result.stderr)):
+                return Live({}, no_server=True)
             raise exc.TmuxQueryFailed(
-                "list-panes", _first_line(result.stderr) or f"exit {result.returncode}"
+                "list-panes", _first(result.stderr) or f"exit {result.returncode}"
             )
-        live: dict[str, LivePane] = {}
-        for line in result.stdout.splitlines():
+        panes: dict[str, LivePane] = {}
+        for line in result.stdout:
             pane = _parse_live(line)
             if pane is None:
                 raise exc.TmuxQueryFailed("list-panes", f"unexpected output {line[:80]!r}")
-            live.setdefault(pane.session_name, pane)  # a user may split; the first is ours
-        return live
+            panes.setdefault(pane.session_name, pane)  # a user may split; the first is ours
+        return Live(panes)
+
+    def pane_facts(self, pane_id: str, *fields: str) -> list[str] | None:
+        """Return ``fields`` (format names) of one pane, or ``None`` if it is gone."""
+        _require_exact(pane_id)
+        fmt = _SEP.join(f"#{{{f}}}" for f in fields)
+        result = self.cmd("display-message", "-p", "-t", pane_id, fmt)
+        if result.returncode != 0 or not result.stdout:
+            return None
+        values = result.stdout[0].split(_SEP)
+        return values if len(values) == len(fields) else None
+
+    def capture(self, pane_id: str, lines: int | None = None) -> str:
+        """Return a pane's text: its last ``lines`` lines, or all of its history."""
+        _require_exact(pane_id)
+        start = "-" if lines is None else f"-{lines}"
+        text: str = self._must("capture-pane", "-p", "-J", "-t", pane_id, "-S", start).text
+        out = _trim_screen(text.split("\n"))
+        if lines is not None:
+            out = out[-lines:] if lines > 0 else []
+        return "".join(line + "\n" for line in out)
+
+    def captures(self, pane_ids: Sequence[str], lines: int) -> dict[str, str | None]:
+        """Return the last ``lines`` lines of many panes in one tmux process."""
+        for pane_id in pane_ids:
+            _require_exact(pane_id)
+        results = self.batch(
+            [["capture-pane", "-p", "-J", "-t", p, "-S", f"-{lines}"] for p in pane_ids]
+        )
+        return {
+            p: "\n".join(_trim_screen(list(r.output))) if r.ok else None
+            for p, r in zip(pane_ids, results, strict=True)
+        }
 
     # --- changes -------------------------------------------------------------------
 
@@ -206,86 +403,140 @@ class TmuxBackend:
         self,
         name: str,
         owner_id: str,
+        store_id: str,
+        root: str,
         command: Sequence[str],
-        cwd: str,
-        environment: Mapping[str, str],
     ) -> Spawned:
-        """Create a detached session running ``command`` as its pane's own process.
+        """Create a detached session running ``command`` (the fixed launcher).
 
-        ``remain-on-exit`` and the ownership tag are set in the same tmux invocation,
-        so even an agent that exits at once leaves a dead pane with its exit status.
-        ``environment`` must hold non-secret values only: ``-e`` is on tmux's argv.
+        One tmux process: the server options agents expect, the session, then, before
+        the launcher can get its spec and exit, ``remain-on-exit`` (a dead pane keeps
+        its exit status), the ownership tags, the pane-died hook that records an exit
+        when it happens, and the pipe that keeps the pane's output in the log.
         """
-        if len(command) < 2:
-            raise exc.UsageError("internal: the pane command must be an argv of 2+ words")
-        env_args: list[str] = []
-        for key, value in environment.items():
-            env_args += ["-e", f"{key}={value}"]
         window = f"{exact_session(name)}:"
-        # With -S tmux does not create the socket's directory (as it does for -L), and
-        # it reports that failure with exit status 0.
         socket_dir = os.path.dirname(self.socket_path)
+        # With -S tmux does not create the socket's directory (it does for -L), and it
+        # reports that failure with exit status 0.
         if not os.path.isdir(socket_dir):
             os.makedirs(socket_dir, mode=0o700, exist_ok=True)
-        result = self._must(
-            "new-session", "-d", "-s", name, "-c", cwd, "-x", "200", "-y", "50",
-            "-P", "-F", _SPAWN_FORMAT, *env_args, "--", *command,
+        chain: list[str] = ["start-server"]
+        for scope, option, value in SERVER_OPTIONS:
+            chain += [";", "set-option", "-q", scope, option, value]
+        hook = f"run-shell -b {_tmux_quote(fixed_program('pane_died', quiet=True))}"
+        chain += [
+            ";", "new-session", "-d", "-s", name, "-x", "200", "-y", "50",
+            "-P", "-F", _SPAWN_FORMAT, "--", *map(escape_arg, command),
             ";", "set-option", "-w", "-t", window, "remain-on-exit", "on",
             ";", "set-option", "-t", window, OWNER_OPTION, owner_id,
-        )  # fmt: skip
-        fields = result.stdout.splitlines()[0].split(_SEP) if result.stdout else []
-        if len(fields) != 5 or not fields[3].isdigit():
-            detail = _first_line(result.stderr) or f"unexpected output {result.stdout[:80]!r}"
+            ";", "set-option", "-t", window, STORE_OPTION, store_id,
+            ";", "set-option", "-t", window, ROOT_OPTION, escape_arg(root),
+            ";", "set-hook", "-t", window, "pane-died", hook,
+            ";", "pipe-pane", "-O", "-t", window, fixed_program("logpipe"),
+        ]  # fmt: skip
+        result = self._must(*chain)
+        fields = result.stdout[0].split(_SEP) if result.stdout else []
+        if len(fields) != 4 or not fields[2].isdigit():
+            detail = _first(result.stderr) or f"unexpected output {result.stdout[:1]!r}"
             raise exc.TmuxCommandFailed("new-session", detail)
-        return Spawned(fields[0], fields[1], fields[2], int(fields[3]), fields[4])
+        return Spawned(fields[0], name, fields[1], int(fields[2]), fields[3])
 
-    def kill_session(self, target: str) -> bool:
-        """Kill a session by exact target (``$id`` or ``=name``); False if it was gone."""
-        _require_exact(target)
-        result = self.run("kill-session", "-t", target)
+    def kill_session(self, session_id: str) -> bool:
+        """Kill a session by its ``$id``; False if it was already gone."""
+        _require_exact(session_id)
+        result = self.cmd("kill-session", "-t", session_id)
         if result.returncode == 0:
             return True
-        if _NO_SERVER.search(result.stderr) or "can't find session" in result.stderr:
+        detail = "\n".join(result.stderr)
+        if _NO_SERVER.search(detail) or "can't find session" in detail:
             return False
-        raise exc.TmuxCommandFailed("kill-session", _first_line(result.stderr))
+        raise exc.TmuxCommandFailed("kill-session", _first(result.stderr))
 
-    def tag_orphan(self, target: str) -> None:
-        """Mark an amux-owned session that has no record (``@amux_orphan 1``)."""
-        _require_exact(target)
-        self._must("set-option", "-t", _as_pane_target(target), ORPHAN_OPTION, "1")
+    def batch(self, commands: Sequence[Sequence[str]]) -> list[Outcome]:
+        """Run many commands in ONE tmux process, each with its own outcome.
 
-    def capture(self, pane_id: str, lines: int | None = None) -> str:
-        """Return a pane's text: the last ``lines`` lines, or all of its history."""
+        tmux's ``a ; b`` chains stop at the first error and fail past ~100 commands, so
+        this uses control mode (``-C``), which answers each command with ``%end`` or
+        ``%error``. A control client must be attached to something: it gets a private
+        session that tmux destroys when the client leaves (also if we are killed).
+        """
+        if not commands:
+            return []
+        lines = "".join(_control_line(c) + "\n" for c in commands).encode()
+        hidden = f"_amux-batch-{os.getpid()}-{os.urandom(4).hex()}"
+        self.calls += 1
+        result = self.server.run(  # type: ignore[attr-defined]
+            "new-session", "-s", hidden, "-x", "80", "-y", "24", "--", "sleep", "3600",
+            ";", "set-option", "-t", f"={hidden}:", "destroy-unattached", "on",
+            stdin=lines,
+        )  # fmt: skip
+        outcomes = list(_control_blocks(result.stdout))[1:]  # the first is new-session's
+        if len(outcomes) != len(commands):
+            detail = _first(result.stderr) or f"{len(outcomes)} answers to {len(commands)}"
+            raise exc.TmuxQueryFailed("control mode", detail)
+        return outcomes
+
+    def set_orphan_tags(self, session_ids: Sequence[str]) -> list[Outcome]:
+        """Tag many sessions ``@amux_orphan 1`` (owned, but no record) in one process."""
+        for sid in session_ids:
+            _require_exact(sid)
+        return self.batch([["set-option", "-t", f"{s}:", ORPHAN_OPTION, "1"] for s in session_ids])
+
+    def kill_sessions(self, session_ids: Sequence[str]) -> list[Outcome]:
+        """Kill many sessions by ``$id`` in one process."""
+        for sid in session_ids:
+            _require_exact(sid)
+        return self.batch([["kill-session", "-t", s] for s in session_ids])
+
+    def paste(self, pane_id: str, text: str) -> None:
+        """Paste ``text`` into a pane as one bracketed paste where the app asked for it.
+
+        The text goes to tmux on stdin (``load-buffer -``), never on its argv, through a
+        buffer of our own that the paste deletes.
+        """
         _require_exact(pane_id)
-        start = "-" if lines is None else f"-{lines}"
-        text = self._must("capture-pane", "-p", "-J", "-t", pane_id, "-S", start).stdout
-        out = text.rstrip("\n").split("\n")
-        if lines is not None:
-            out = out[-lines:] if lines > 0 else []
-        return "\n".join(out) + ("\n" if out and out != [""] else "")
+        buffer = f"amux-send-{os.getpid()}-{os.urandom(4).hex()}"
+        result = self.cmd(
+            "load-buffer", "-b", buffer, "-",
+            ";", "paste-buffer", "-p", "-d", "-r", "-b", buffer, "-t", pane_id,
+            stdin=text.encode("utf-8", "surrogateescape"),
+        )  # fmt: skip
+        if result.returncode != 0:
+            self.cmd("delete-buffer", "-b", buffer)
+            raise exc.TmuxCommandFailed("paste-buffer", _first(result.stderr) or "failed")
 
-    def send_text(self, pane_id: str, text: str, enter: bool = True) -> None:
-        """Type ``text`` literally into a pane, then Enter unless told not to."""
+    def press_enter(self, pane_id: str) -> None:
+        """Press Enter in a pane."""
         _require_exact(pane_id)
-        if text:
-            self._must("send-keys", "-t", pane_id, "-l", "--", text)
-        if enter:
-            self._must("send-keys", "-t", pane_id, "Enter")
+        self._must("send-keys", "-t", pane_id, "Enter")
 
     def switch_client(self, target: str) -> None:
         """Switch the calling client (we run inside this server) to ``target``."""
         _require_exact(target)
         self._must("switch-client", "-t", target)
 
+    def open_attached(self, how: str, socket_path: str, target: str, tmux_bin: str) -> None:
+        """From inside this (outer) server, show ``target`` of another server.
+
+        ``how`` is ``popup`` (``display-popup -E``, closing when the client detaches)
+        or ``window`` (a new window). The socket path travels in the popup's
+        environment, so the shell command holds no path but tmux's own.
+        """
+        _require_exact(target)
+        program = (
+            f'unset TMUX; exec {shlex.quote(tmux_bin)} -S "$AMUX_ATTACH_SOCKET" '
+            f"attach-session -t {shlex.quote(target)}"
+        ).replace("#", "##")
+        env = ["-e", escape_arg(f"AMUX_ATTACH_SOCKET={socket_path}")]
+        if how == "popup":
+            self._must("display-popup", "-E", "-w", "90%", "-h", "90%", *env, program)
+        else:
+            self._must("new-window", *env, program)
+
     def attach_argv(self, target: str) -> list[str]:
         """Return the command line that attaches a terminal to ``target``."""
         _require_exact(target)
-        return self.argv("attach-session", "-t", target)
-
-
-def _as_pane_target(target: str) -> str:
-    # Window/pane-typed targets read "=name" as a window name; "=name:" means the session.
-    return f"{target}:" if target.startswith("=") and not target.endswith(":") else target
+        return [self.tmux_bin, "-S", self.socket_path, "attach-session", "-t", target]
 
 
 def _require_exact(target: str) -> None:
@@ -297,31 +548,54 @@ def _parse_live(line: str) -> LivePane | None:
     parts = line.split(_SEP)
     if len(parts) != len(_LIVE_FIELDS):
         return None
-    sid, name, created, owner, orphan, pane_id, _index, pid, dead, status, signal, died = parts
+    sid, name, created, owner, store, orphan, pane_id, pid, dead, status, sig, died, act = parts
     try:
         return LivePane(
             session_id=sid,
             session_name=name,
             session_created=int(created or 0),
             owner_id=owner or None,
+            store_id=store or None,
             orphan_tag=orphan == "1",
             pane_id=pane_id,
             pane_pid=int(pid) if pid.isdigit() else None,
             pane_dead=dead == "1",
             pane_dead_status=int(status) if status.lstrip("-").isdigit() else None,
-            pane_dead_signal=int(signal) if signal.isdigit() else None,
+            pane_dead_signal=int(sig) if sig.isdigit() else None,
             pane_dead_time=int(died) if died.isdigit() else None,
+            activity_at=int(act) if act.isdigit() else None,
         )
     except ValueError:
         return None
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+def _control_blocks(lines: Sequence[str]) -> Iterator[Outcome]:
+    """Yield one outcome per ``%begin`` … ``%end``/``%error`` block of control output."""
+    it = iter(lines)
+    for line in it:
+        if not line.startswith("%begin "):
+            continue  # notifications between blocks
+        tag = line.split(" ")[1:]
+        body: list[str] = []
+        for inner in it:
+            words = inner.split(" ")
+            if words[0] in ("%end", "%error") and words[1:] == tag:
+                ok = words[0] == "%end"
+                yield Outcome(ok, tuple(body), "" if ok else _first(body) or "failed")
+                break
+            body.append(inner)
 
 
-def socket_of_tmux_env(value: str | None) -> str | None:
-    """Return the socket path from a ``$TMUX`` value (``path,pid,session``)."""
-    if not value:
-        return None
-    return value.split(",", 1)[0] or None
+def _trim_screen(lines: list[str]) -> list[str]:
+    """Drop the blank rows tmux pads a screen with, and its "Pane is dead" banner."""
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines and lines[-1].startswith("Pane is dead"):
+        lines.pop()
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return lines
+
+
+def _first(lines: Sequence[str]) -> str:
+    return next((line.strip() for line in lines if line.strip()), "")

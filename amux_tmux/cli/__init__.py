@@ -1,4 +1,4 @@
-"""``amux-tmux`` command line: argv in, calls to the manager, text or JSON out.
+"""``amux-tmux`` command line: argv in, one manager call, text or JSON out.
 
 Every failure is one line on stderr and an exit code from the CLI contract:
 0 ok, 1 operation failed, 2 usage or bad input, 3 not found, 4 busy, 5 tmux unavailable.
@@ -7,41 +7,71 @@ Every failure is one line on stderr and an exit code from the CLI contract:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from types import ModuleType
+from typing import Any, NoReturn
 
 from amux_tmux import __version__, exc
-from amux_tmux.cli import attach, logs, ls, reconcile, rm, send, show, start, stop
-from amux_tmux.secrets import Redactor
+from amux_tmux.cli import (
+    attach,
+    completion,
+    logs,
+    ls,
+    mark,
+    prune,
+    reconcile,
+    recover,
+    rename,
+    restart,
+    rm,
+    send,
+    show,
+    start,
+    stop,
+    wait,
+)
+from amux_tmux.cli.output import REDACT, one_line
 
 PROG = "amux-tmux"
+log = logging.getLogger("amux_tmux")
 
-_COMMANDS: list[
-    tuple[
-        str,
-        list[str],
-        str,
-        Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
-        Callable[[argparse.Namespace], int],
-    ]
-] = [
-    ("start", [], "start an agent command in a new tmux session",
-     start.create_start_subparser, start.command_start),
-    ("list", ["ls"], "list sessions (ended ones with --all)",
-     ls.create_ls_subparser, ls.command_ls),
-    ("show", [], "show one session's record", show.create_show_subparser, show.command_show),
-    ("attach", [], "attach this terminal to a session",
-     attach.create_attach_subparser, attach.command_attach),
-    ("stop", [], "stop a session", stop.create_stop_subparser, stop.command_stop),
-    ("rm", [], "remove a session's record", rm.create_rm_subparser, rm.command_rm),
-    ("logs", [], "print what a session's pane shows", logs.create_logs_subparser,
-     logs.command_logs),
-    ("send", [], "type text into a session", send.create_send_subparser, send.command_send),
-    ("reconcile", [], "fix records and tmux sessions that disagree (for cron)",
-     reconcile.create_reconcile_subparser, reconcile.command_reconcile),
-]  # fmt: skip
+#: (name, aliases, one-line help, module with create_<x>_subparser / command_<x> / <X>Args)
+COMMANDS: list[tuple[str, list[str], str, ModuleType]] = [
+    (
+        "start",
+        [],
+        "start an agent (a profile, or a command after --) in a new tmux session",
+        start,
+    ),
+    ("list", ["ls"], "list sessions (ended ones with --all, tmux state with --live)", ls),
+    ("show", [], "show one session's record", show),
+    ("attach", [], "attach this terminal to a session (from inside tmux too)", attach),
+    ("logs", [], "print what a session's agent printed (kept after it ends)", logs),
+    ("send", [], "paste text into a session's agent, then press Enter", send),
+    ("stop", [], "stop sessions", stop),
+    ("restart", [], "run a session again under the same id", restart),
+    ("recover", [], "restart every orphaned session (after a reboot)", recover),
+    ("rm", [], "remove sessions' records (and their tmux sessions)", rm),
+    ("prune", [], "remove the records of ended sessions", prune),
+    ("rename", [], "give a session another name", rename),
+    ("mark", [], "say what an agent is doing (for the agent's own hooks)", mark),
+    ("wait", [], "wait until a session exits or its agent works, waits or idles", wait),
+    ("reconcile", [], "fix records and tmux sessions that disagree (for cron)", reconcile),
+    ("completion", [], "print shell completion for bash, zsh or fish", completion),
+]
+
+EPILOG = """examples:
+  amux-tmux start claude --name review        # a profile from .amux/config.yaml
+  amux-tmux start --name build -- make test   # any command
+  amux-tmux ls --live                         # with tmux state and what each agent does
+  amux-tmux attach review                     # by name, id, or unique id prefix
+  amux-tmux stop review && amux-tmux prune
+
+Exit codes: 0 ok, 1 failed, 2 bad input, 3 not found, 4 busy, 5 tmux unavailable.
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,36 +81,117 @@ class _Parser(argparse.ArgumentParser):
         raise exc.UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--root",
+        default=default,
+        help="project root holding .amux/ (env AMUX_ROOT; default: nearest .amux/, else here)",
+    )
+    parser.add_argument(
+        "--socket",
+        default=default,
+        help="tmux socket name or path (env AMUX_TMUX_SOCKET; default: amux)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        help="print JSON",
+    )  # fmt: skip
+    parser.add_argument(
+        "-v", "--log-level", nargs="?", const="debug", default=default, metavar="LEVEL",
+        choices=["debug", "info", "warning", "error"],
+        help="log to stderr at LEVEL (default with -v: debug); secrets are redacted",
+    )  # fmt: skip
+
+
 def create_parser() -> argparse.ArgumentParser:
     """Return the full ``amux-tmux`` argument parser."""
-    parser = _Parser(prog=PROG, description="Run AI coding agents in tmux sessions.")
+    parser = _Parser(
+        prog=PROG,
+        description="Run AI coding agents in tmux sessions you can list, attach to by id, "
+        "stop, restart and clean up from cron.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument(
-        "--root", help="project root holding .amux/ (env AMUX_ROOT; default: nearest .amux/)"
-    )
-    parser.add_argument(
-        "--socket", help="tmux socket name or path (env AMUX_TMUX_SOCKET; default: amux)"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_globals(parser, suppress=False)
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
-    )
+    _add_globals(common, suppress=True)
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-    for name, aliases, help_text, build, run in _COMMANDS:
-        child = sub.add_parser(name, aliases=aliases, help=help_text, parents=[common])
-        build(child)
-        child.set_defaults(run=run)
+    for name, aliases, help_text, module in COMMANDS:
+        attr = name.replace("-", "_")
+        child = sub.add_parser(
+            name,
+            aliases=aliases,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        getattr(module, f"create_{attr}_subparser")(child)
+        child.set_defaults(
+            run=getattr(module, f"command_{attr}"),
+            namespace=getattr(module, f"{attr.title().replace('_', '')}Args"),
+        )
     return parser
+
+
+def _split_rest(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split off what follows the first ``--``: an agent's argv or literal text."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, None
+
+
+def _check_utf8(argv: Sequence[str]) -> None:
+    for i, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise exc.UsageError(f"argument {i} is not valid UTF-8") from None
+
+
+class _Redacting(logging.Filter):
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def _setup_logging(level: str | None, redact: Callable[[str], str]) -> None:
+    if not level:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Redacting(redact))
+    log.addHandler(handler)
+    log.setLevel(level.upper())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
-    redact = Redactor()
+    redact = REDACT
+    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = create_parser().parse_args(argv)
-        return int(args.run(args))
+        _check_utf8(args_list)
+        parser = create_parser()
+        head, rest = _split_rest(args_list)
+        if not head:
+            parser.print_help()
+            return 0
+        parsed = parser.parse_args(head)
+        if not hasattr(parsed, "run"):
+            parser.print_help()
+            return 0
+        parsed.rest = rest
+        _setup_logging(parsed.log_level, redact)
+        namespace = parsed.namespace(**vars(parsed))
+        return int(parsed.run(namespace))
     except exc.AmuxError as err:
         _fail(redact(str(err)))
         return err.exit_code
@@ -101,5 +212,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> None:
-    line = " ".join(message.split())
-    print(f"{PROG}: error: {line}", file=sys.stderr)
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)

@@ -7,10 +7,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from amux_tmux.manager import Manager
-from amux_tmux.store import FileStore
-from amux_tmux.store.file import AMUX_DIR
-from amux_tmux.tmux import DEFAULT_SOCKET
+from amux_tmux.manager import AMUX_DIR, DEFAULT_SOCKET, Manager, open_manager
+
+
+class GlobalArgs(argparse.Namespace):
+    """Options every command takes, before or after its name."""
+
+    root: str | None = None
+    socket: str | None = None
+    json: bool = False
+    log_level: str | None = None
 
 
 def find_root(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path:
@@ -26,16 +32,21 @@ def find_root(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Pa
     return here
 
 
-def socket_name(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+def socket_name(args: GlobalArgs, environ: Mapping[str, str]) -> str:
     """Return the tmux socket from ``--socket``, ``$AMUX_TMUX_SOCKET`` or the default."""
     return str(args.socket or environ.get("AMUX_TMUX_SOCKET") or DEFAULT_SOCKET)
 
 
-def make_store(args: argparse.Namespace) -> FileStore:
-    """Build the store for this invocation."""
-    return FileStore(find_root(args.root, os.environ, Path.cwd()))
+def user_config_path(environ: Mapping[str, str]) -> Path:
+    """Return the user's own profile file (``$XDG_CONFIG_HOME/amux-tmux/config.yaml``)."""
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
+    return Path(base).expanduser() / "amux-tmux" / "config.yaml"
 
 
-def make_manager(args: argparse.Namespace) -> Manager:
+def make_manager(args: GlobalArgs) -> Manager:
     """Build the manager for this invocation."""
-    return Manager(make_store(args), socket=socket_name(args, os.environ))
+    return open_manager(
+        find_root(args.root, os.environ, Path.cwd()),
+        socket=socket_name(args, os.environ),
+        user_config=user_config_path(os.environ),
+    )

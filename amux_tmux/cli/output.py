@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from amux_tmux.manager import Observed
+from amux_tmux.manager import Observed, Redactor
 from amux_tmux.model import Session, parse_time
+
+#: Scrubs every message the CLI prints; commands add the secret values they were given.
+REDACT = Redactor()
+
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(text: str) -> str:
+    r"""Return ``text`` with every control character shown as an escape, for tables.
+
+    A label holding a newline or a terminal escape must not fake a row or recolour one.
+
+    >>> printable("ok\nFAKE\x1b[31m")
+    'ok\\nFAKE\\x1b[31m'
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
@@ -22,6 +41,16 @@ def print_json(data: Any, stream: TextIO | None = None) -> None:
     """
     out = stream or sys.stdout
     out.write(_json_lines(data, "") + "\n")
+
+
+def stream_json_list(items: Iterable[Any], stream: TextIO | None = None) -> None:
+    """Print a JSON array item by item, never holding all of it as one string."""
+    out = stream or sys.stdout
+    first = True
+    for item in items:
+        out.write(("[\n  " if first else ",\n  ") + json.dumps(item, default=str))
+        first = False
+    out.write("[]\n" if first else "\n]\n")
 
 
 def _json_lines(data: Any, pad: str) -> str:
@@ -42,6 +71,17 @@ def record_json(observed: Observed) -> dict[str, Any]:
     data = observed.session.to_dict()
     if observed.looked:
         data["state"] = observed.state
+        if observed.unreachable:
+            data["unreachable"] = observed.unreachable
+        if observed.activity is not None:
+            data["activity"] = observed.activity.value
+            data["activity_at"] = (
+                None
+                if observed.activity_at is None
+                else dt.datetime.fromtimestamp(observed.activity_at, dt.UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%S.%fZ"
+                )
+            )
     return data
 
 
@@ -58,6 +98,7 @@ def age(session: Session, now: dt.datetime | None = None) -> str:
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     """Return rows as left-aligned columns; the last column is not padded."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row[:-1]):
@@ -82,9 +123,43 @@ def show_text(observed: Observed) -> str:
     for key, value in data.items():
         if key == "environment":
             lines.append("environment:" if value else "environment: {}")
-            lines.extend(f"  {k}={v}" for k, v in value.items())
+            lines.extend(f"  {printable(k)}={printable(str(v))}" for k, v in value.items())
         elif key == "command":
-            lines.append(f"command: {shlex.join(value)}")
+            lines.append(f"command: {printable(shlex.join(value))}")
+        elif key == "runs":
+            lines.append(f"runs: {len(value)}" if value else "runs: -")
+            lines.extend(
+                f"  {r['started_at'] or '-'} .. {r['stopped_at'] or '-'} {r['status']}"
+                + ("" if r["exit_code"] is None else f" (exit {r['exit_code']})")
+                for r in value
+            )
         else:
-            lines.append(f"{key}: {'-' if value is None else value}")
+            lines.append(f"{key}: {'-' if value is None else printable(str(value))}")
     return "\n".join(lines) + "\n"
+
+
+def one_line(message: str) -> str:
+    """Collapse whitespace (and so newlines) into single spaces."""
+    return " ".join(message.split())
+
+
+def warn(message: str) -> None:
+    """Print one warning line on stderr (redacted)."""
+    print(f"amux-tmux: warning: {one_line(REDACT(message))}", file=sys.stderr)
+
+
+def for_each(refs: Sequence[str], act: Callable[[str], None]) -> int:
+    """Run ``act`` on every ref; report each failure as one line and go on.
+
+    Returns 0, or the exit code of the first failure.
+    """
+    from amux_tmux import exc
+
+    code = 0
+    for ref in refs:
+        try:
+            act(ref)
+        except exc.AmuxError as err:
+            print(f"amux-tmux: error: {one_line(REDACT(str(err)))}", file=sys.stderr)
+            code = code or err.exit_code
+    return code
