@@ -1,42 +1,51 @@
-"""A fast reader for the exact YAML subset that :func:`amux_tmux.store.codec.encode` writes.
+"""A fast reader for record YAML as amux writes it and as people write it by hand.
 
-``list`` reads every record, and PyYAML spends ~115 µs on one, most of it constructing
-Python objects in Python: 1,000 records would take longer than a whole ``list`` may. The
-records we write have one shape: top-level ``key: scalar`` lines, a block sequence
-(``command``) and one nested mapping (``environment``), scalars plain, single-quoted or
-quoted without escapes. :func:`parse` reads that shape in a single pass and returns
-``None`` for anything else, so a hand-edited, foreign or hostile file still goes through
-the full, hardened YAML path.
+``list`` reads every record, and PyYAML spends ~60-115 µs on one, most of it building
+Python objects in Python. Records have one shape: a top-level mapping of scalars, a
+sequence (``command``) and a mapping of scalars (``environment``). :func:`parse` reads
+that shape in a single pass over the lines, in the styles people use:
 
-For every text it accepts, :func:`parse` returns what PyYAML's safe loader returns (the
-tests check this differentially). Where YAML 1.1 would type a plain scalar as anything but
-a plain string, ``null``, a decimal integer or a simple float, it declines.
+- ``key: value`` with any spacing after the colon, plain, ``'single'`` or
+  ``"double"`` quoted scalars (the usual backslash escapes), trailing ``# comments``,
+  comment and blank lines, an optional leading ``---``, no final newline;
+- block sequences at indent 0 or 2 (``- x`` / ``  - x``) and block mappings at
+  indent 2;
+- one-line flow collections of scalars: ``[sleep, "1000"]``, ``{A: b, C: 'd'}``.
+
+Anything else (multi-line scalars, anchors, tags, deeper nesting, tabs, CRLF, odd
+characters) makes :func:`parse` return ``None``, so the full, hardened YAML path sees
+it. For every text it accepts, :func:`parse` returns what PyYAML's safe loader returns,
+types included (the tests check this differentially): plain scalars are typed as YAML
+1.1 types them (null, bool, int, float, timestamp); where the rules get intricate
+(octal, sexagesimal, ``1_000``, ``<<``) it declines.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from typing import Any
 
-# Line shapes of an encoded record. Keys are the schema's field names.
-_TOP_KEY = re.compile(r"[a-z][a-z_]*")
-_NESTED = re.compile(r"  ([^ ].*?): (.*)\Z|  ([^ ].*?):\Z")
-_ITEM = re.compile(r"- (.*)\Z")
-# Characters after which YAML would see something other than one plain scalar on one line.
-_UNSAFE = re.compile(
-    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|: |:\Z| #|\A[ \t]|[ \t]\Z"
+# Characters PyYAML reads as printable and not as a line break, minus tab and BOM (which
+# YAML treats specially): anything outside this set is left to the full loader.
+_ODD_CHARS = re.compile(
+    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
+_TOP_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?= |\Z)")
+# Inside a plain scalar these make YAML see more than one plain scalar.
+_UNSAFE = re.compile(r": |:\Z| #|\A |  *\Z")
 # First characters a plain scalar may not start with (indicators).
 _INDICATORS = frozenset("[]{}#&*!|>'\"%@`,?:")
 _SIMPLE = re.compile(r"[A-Za-z/_$][A-Za-z0-9/_$%.@+,=~-]*\Z")
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"-?[0-9]+\.[0-9]+\Z")
 _NULLS = frozenset({"null", "Null", "NULL", "~"})
-_BOOLS = frozenset(
-    {"yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE"}
-    | {"on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N"}
-)
+# YAML 1.1 booleans as PyYAML resolves them (`y` and `n` stay strings there).
+_BOOLS = {
+    **dict.fromkeys(("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"), True),
+    **dict.fromkeys(("no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"), False),
+}
 # PyYAML's implicit int, float and timestamp patterns (yaml/resolver.py), verbatim: a
 # plain scalar starting with a digit, sign or dot is a string exactly when none matches.
 _NUMERIC_OR_TIME_PATTERN = r"""^(?:[-+]?0b[0-1_]+
@@ -54,9 +63,47 @@ _NUMERIC_OR_TIME_PATTERN = r"""^(?:[-+]?0b[0-1_]+
            (?:[Tt]|[ \t]+)[0-9][0-9]?
            :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
            (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$"""
+# PyYAML's timestamp constructor pattern (yaml/constructor.py), verbatim.
+_TIMESTAMP_PATTERN = r"""^(?P<year>[0-9][0-9][0-9][0-9])
+                -(?P<month>[0-9][0-9]?)
+                -(?P<day>[0-9][0-9]?)
+                (?:(?:[Tt]|[ \t]+)
+                (?P<hour>[0-9][0-9]?)
+                :(?P<minute>[0-9][0-9])
+                :(?P<second>[0-9][0-9])
+                (?:\.(?P<fraction>[0-9]*))?
+                (?:[ \t]*(?P<tz>Z|(?P<tz_sign>[-+])(?P<tz_hour>[0-9][0-9]?)
+                (?::(?P<tz_minute>[0-9][0-9]))?))?)?$"""
+# The resolver's timestamp pattern (yaml/resolver.py): which plain scalars are times.
+_RESOLVED_TIME_PATTERN = r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+          |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+           (?:[Tt]|[ \t]+)[0-9][0-9]?
+           :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+           (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$"""
 # First characters of every YAML 1.1 implicit type but str (int, float, timestamp, null,
 # bool, merge, value). A plain scalar starting with anything else is a string.
 _TYPED_STARTS = frozenset("-+0123456789.yYnNtTfFoO~<=")
+_ESCAPES = {
+    "0": "\0",
+    "a": "\x07",
+    "b": "\x08",
+    "t": "\t",
+    "n": "\n",
+    "v": "\x0b",
+    "f": "\x0c",
+    "r": "\r",
+    "e": "\x1b",
+    " ": " ",
+    '"': '"',
+    "/": "/",
+    "\\": "\\",
+    "N": "\x85",
+    "_": "\xa0",
+    "L": "\u2028",
+    "P": "\u2029",
+}
+_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+_HEX = re.compile(r"[0-9A-Fa-f]+\Z")
 
 
 @functools.cache
@@ -65,88 +112,303 @@ def _numeric_or_time() -> re.Pattern[str]:
     return re.compile(_NUMERIC_OR_TIME_PATTERN, re.X)
 
 
+@functools.cache
+def _resolved_time() -> re.Pattern[str]:
+    return re.compile(_RESOLVED_TIME_PATTERN, re.X)
+
+
+@functools.cache
+def _timestamp() -> re.Pattern[str]:
+    return re.compile(_TIMESTAMP_PATTERN, re.X)
+
+
 class _Decline(Exception):
-    """The text is not in the canonical subset; use the full YAML loader."""
+    """The text is not in the subset read here; use the full YAML loader."""
+
+
+#: "key:" with nothing after it on the line: a block collection or null follows.
+_NOTHING: Any = object()
 
 
 def parse(text: str) -> dict[str, Any] | None:
-    """Return the mapping a canonical record text encodes, or ``None`` to decline."""
-    if not text.endswith("\n"):
+    """Return the mapping a record text encodes, or ``None`` to decline."""
+    if _ODD_CHARS.search(text):
         return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     try:
-        return _parse_lines(text[:-1].split("\n"))
-    except _Decline:
+        return _Lines(lines).document()
+    except (_Decline, IndexError):
         return None
 
 
-def _parse_lines(lines: list[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    i, count = 0, len(lines)
-    while i < count:
-        line = lines[i]
-        key, sep, rest = line.partition(": ")
-        value: str | None = rest
-        if not sep:
-            key, value = line[:-1], None
-            if not line.endswith(":"):
+def _blank(line: str) -> bool:
+    stripped = line.lstrip(" ")
+    return not stripped or stripped[0] == "#"
+
+
+class _Lines:
+    """A cursor over the lines of one document."""
+
+    __slots__ = ("count", "i", "lines")
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.count = len(lines)
+        self.i = 1 if lines and lines[0] == "---" else 0
+
+    def next_content(self) -> str | None:
+        """Skip blank and comment lines; return the next other line (not consumed)."""
+        while self.i < self.count:
+            line = self.lines[self.i]
+            if not _blank(line):
+                return line
+            self.i += 1
+        return None
+
+    def end_of_scalar(self, indent: int) -> None:
+        """After a one-line value: a following line indented deeper would continue it."""
+        j = self.i
+        while j < self.count:
+            line = self.lines[j]
+            if line.strip(" "):
+                if line[: indent + 1].strip(" ") == "" and len(line) > indent:
+                    raise _Decline  # deeper: a continuation line, or a comment we skip
+                return
+            j += 1
+
+    def document(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        while (line := self.next_content()) is not None:
+            match = _TOP_KEY.match(line)
+            if match is None:
                 raise _Decline
-        if key not in _good_keys and not _good_key(key):
+            key = match.group(1)
+            if key in _BOOLS or key in _NULLS or key in data:
+                raise _Decline  # typed keys; YAML keeps the last of duplicates
+            self.i += 1
+            value = _inline(line[match.end() :], flow=True)
+            if value is _NOTHING:
+                value = self.block()
+            else:
+                self.end_of_scalar(0)
+            data[key] = value
+        if not data:
+            raise _Decline  # a document of comments is null to YAML
+        return data
+
+    def block(self) -> Any:
+        """Read the collection under a ``key:`` line, or ``None`` if there is none."""
+        line = self.next_content()
+        if line is None or line[0] not in " -":
+            return None
+        if line[0] == "-":
+            return self.sequence("- ")
+        if line.startswith("  - "):
+            return self.sequence("  - ")
+        if not line.startswith("  ") or line[2] == " ":
             raise _Decline
-        if key in data:
-            raise _Decline  # YAML keeps the last duplicate; leave that to YAML
+        return self.mapping()
+
+    def sequence(self, prefix: str) -> list[Any]:
+        items: list[Any] = []
+        indent = len(prefix) - 2
+        while (line := self.next_content()) is not None and line.startswith(prefix[:-1]):
+            if not line.startswith(prefix):
+                raise _Decline  # "-" alone, "-x" or a deeper "-"
+            self.i += 1
+            value = _inline(line[len(prefix) - 1 :], flow=False)
+            if value is _NOTHING:
+                raise _Decline
+            self.end_of_scalar(indent)
+            items.append(value)
+        if line is not None and line[0] in " -":
+            raise _Decline  # an item at another indent
+        return items
+
+    def mapping(self) -> dict[Any, Any]:
+        mapping: dict[Any, Any] = {}
+        while (line := self.next_content()) is not None and line.startswith("  "):
+            if line[2] in " -":
+                raise _Decline
+            key, rest = _nested_key(line)
+            if key in mapping:
+                raise _Decline
+            self.i += 1
+            value = _inline(rest, flow=False)
+            if value is _NOTHING:
+                value = None
+            self.end_of_scalar(2)
+            mapping[key] = value
+        if line is not None and line[0] == " ":
+            raise _Decline
+        return mapping
+
+
+def _nested_key(line: str) -> tuple[Any, str]:
+    """Split ``  KEY: rest`` into the key's value and what follows the colon."""
+    first = line[2]
+    if first in "'\"":
+        key, end = (_single if first == "'" else _double)(line, 2)
+        if line[end : end + 1] != ":" or line[end + 1 : end + 2] not in ("", " "):
+            raise _Decline
+        return key, line[end + 1 :]
+    end = line.find(": ", 2)
+    if end < 0:
+        if not line.endswith(":"):
+            raise _Decline
+        end = len(line) - 1
+    if end == 2:
+        raise _Decline  # an empty key
+    return _plain(line[2:end]), line[end + 1 :]
+
+
+def _inline(rest: str, *, flow: bool) -> Any:
+    """Read the value after ``key:`` or ``-`` (``rest`` starts with a space, or is empty)."""
+    text = rest.lstrip(" ")
+    if not text or text[0] == "#":
+        if text and len(text) == len(rest):
+            raise _Decline
+        return _NOTHING
+    first = text[0]
+    value: Any
+    if first in "'\"":
+        value, end = (_single if first == "'" else _double)(text, 0)
+    elif first == "[" and flow:
+        value, end = _flow_sequence(text)
+    elif first == "{" and flow:
+        value, end = _flow_mapping(text)
+    else:
+        cut = text.find(" #")
+        return _plain((text if cut < 0 else text[:cut]).rstrip(" "))
+    tail = text[end:]
+    if tail and (tail[0] != " " or not _blank(tail)):
+        raise _Decline
+    return value
+
+
+def _flow_sequence(text: str) -> tuple[list[Any], int]:
+    items: list[Any] = []
+    i = _skip(text, 1)
+    if text[i] == "]":
+        return items, i + 1
+    while True:
+        value, i = _flow_scalar(text, i)
+        items.append(value)
+        i = _skip(text, i)
+        if text[i] == "]":
+            return items, i + 1
+        if text[i] != ",":
+            raise _Decline
+        i = _skip(text, i + 1)
+        if text[i] == "]":
+            raise _Decline  # a trailing comma
+
+
+def _flow_mapping(text: str) -> tuple[dict[Any, Any], int]:
+    mapping: dict[Any, Any] = {}
+    i = _skip(text, 1)
+    if text[i] == "}":
+        return mapping, i + 1
+    while True:
+        key, i = _flow_scalar(text, i)
+        if text[i : i + 2] != ": " or key in mapping:
+            raise _Decline
+        value, i = _flow_scalar(text, _skip(text, i + 1))
+        mapping[key] = value
+        i = _skip(text, i)
+        if text[i] == "}":
+            return mapping, i + 1
+        if text[i] != ",":
+            raise _Decline
+        i = _skip(text, i + 1)
+        if text[i] == "}":
+            raise _Decline
+
+
+def _skip(text: str, i: int) -> int:
+    while text[i] == " ":
         i += 1
-        if value is not None:
-            data[key] = _collection(value) if value in ("[]", "{}") else _scalar(value)
+    return i
+
+
+def _flow_scalar(text: str, i: int) -> tuple[Any, int]:
+    """Read one scalar inside a flow collection; return it and the index after it."""
+    first = text[i]
+    if first == "'":
+        return _single(text, i)
+    if first == '"':
+        return _double(text, i)
+    end = i
+    while text[end] not in ",]}[{:#'\"":
+        end += 1
+    # Stopping at ":" (or a quote, or "#") leaves YAML's intricate flow rules to YAML;
+    # a mapping key must then see ": " right here.
+    if text[end] == ":" and text[end + 1] != " ":
+        raise _Decline
+    if text[end] in "[{#'\"":
+        raise _Decline
+    word = text[i:end].rstrip(" ")
+    if not word:
+        raise _Decline
+    return _plain(word), i + len(word)
+
+
+def _single(text: str, start: int) -> tuple[str, int]:
+    """Read a single-quoted scalar starting at ``start``; return it and the index after."""
+    parts: list[str] = []
+    i = start + 1
+    while True:
+        end = text.find("'", i)
+        if end < 0:
+            raise _Decline  # closes on another line (or never)
+        parts.append(text[i:end])
+        if text[end + 1 : end + 2] == "'":
+            parts.append("'")
+            i = end + 2
             continue
-        # "key:" alone opens a block sequence at indent 0 or a mapping at indent 2.
-        if i < count and lines[i].startswith("- "):
-            items = []
-            while i < count and lines[i].startswith("-"):
-                item = _ITEM.match(lines[i])
-                if item is None:
-                    raise _Decline
-                items.append(_scalar(item.group(1)))
-                i += 1
-            data[key] = items
-        elif i < count and lines[i].startswith("  "):
-            mapping: dict[Any, Any] = {}
-            while i < count and lines[i].startswith("  "):
-                pair = _NESTED.match(lines[i])
-                if pair is None:
-                    raise _Decline
-                name = _scalar(pair.group(1) if pair.group(1) is not None else pair.group(3))
-                if not isinstance(name, str) or name in mapping:
-                    raise _Decline
-                mapping[name] = _scalar(pair.group(2) if pair.group(1) is not None else "")
-                i += 1
-            data[key] = mapping
+        return "".join(parts), end + 1
+
+
+def _double(text: str, start: int) -> tuple[str, int]:
+    """Read a double-quoted scalar starting at ``start``; return it and the index after."""
+    parts: list[str] = []
+    i = start + 1
+    while True:
+        quote = text.find('"', i)
+        slash = text.find("\\", i, quote)
+        if quote < 0:
+            raise _Decline  # closes on another line (or never)
+        if slash < 0:
+            parts.append(text[i:quote])
+            return "".join(parts), quote + 1
+        parts.append(text[i:slash])
+        code = text[slash + 1]
+        if code in _ESCAPES:
+            parts.append(_ESCAPES[code])
+            i = slash + 2
+        elif code in _HEX_ESCAPES:
+            width = _HEX_ESCAPES[code]
+            digits = text[slash + 2 : slash + 2 + width]
+            if len(digits) != width or not _HEX.match(digits):
+                raise _Decline
+            point = int(digits, 16)
+            if 0xD800 <= point <= 0xDFFF or point > 0x10FFFF:
+                raise _Decline
+            parts.append(chr(point))
+            i = slash + 2 + width
         else:
-            data[key] = None
-    return data
+            raise _Decline
 
 
-def _good_key(key: str) -> bool:
-    if _TOP_KEY.fullmatch(key) is None or key in _BOOLS or key in _NULLS:
-        return False
-    if len(_good_keys) < 64:
-        _good_keys.add(key)
-    return True
-
-
-_good_keys: set[str] = set()
-
-
-def _collection(text: str) -> list[Any] | dict[str, Any]:
-    return [] if text == "[]" else {}
-
-
-def _scalar(text: str) -> Any:
+def _plain(text: str) -> Any:
     # Records repeat most values ("null", "running", "claude"); results are immutable.
     try:
         return _scalars[text]
     except KeyError:
         pass
-    value = _scalar_uncached(text)
+    value = _plain_uncached(text)
     if len(_scalars) < _SCALAR_CACHE_SIZE:
         _scalars[text] = value
     return value
@@ -156,21 +418,13 @@ _SCALAR_CACHE_SIZE = 4096
 _scalars: dict[str, Any] = {}
 
 
-def _scalar_uncached(text: str) -> Any:
+def _plain_uncached(text: str) -> Any:
     # The common case first: a word, path or flag that no YAML type or indicator claims.
     if _SIMPLE.match(text) and text not in _BOOLS and text not in _NULLS:
         return text
     if not text:
         return None
     first = text[0]
-    if first == "'":
-        return _single_quoted(text)
-    if first == '"':
-        body = text[1:-1]
-        if len(text) < 2 or text[-1] != '"' or '"' in body or "\\" in body:
-            raise _Decline
-        _check_chars(body)
-        return body
     if first in _INDICATORS or (first == "-" and text[:2] in ("- ", "-")):
         raise _Decline
     if _UNSAFE.search(text):
@@ -184,7 +438,9 @@ def _typed_plain(text: str) -> Any:
     """Type a plain scalar whose first character some YAML 1.1 type also starts with."""
     if text in _NULLS:
         return None
-    if text in _BOOLS or text in ("<<", "="):
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if text in ("<<", "="):
         raise _Decline
     first = text[0]
     if first in "yYnNtTfFoO~<=":
@@ -195,24 +451,40 @@ def _typed_plain(text: str) -> Any:
         return int(text)
     if _FLOAT.match(text):
         return float(text)
+    if _resolved_time().match(text):
+        return _time(text)
     if _numeric_or_time().match(text):
-        raise _Decline  # octal, hex, sexagesimal, "1_000", dates: leave them to YAML
+        raise _Decline  # octal, hex, sexagesimal, "1_000": leave them to YAML
     return text  # "--flag", "3f2a9c", ".hidden"
 
 
-def _single_quoted(text: str) -> str:
-    if len(text) < 2 or text[-1] != "'":
+def _time(text: str) -> dt.date:
+    """Build what PyYAML's ``construct_yaml_timestamp`` builds from ``text``."""
+    match = _timestamp().match(text)
+    if match is None:
         raise _Decline
-    body = text[1:-1]
-    if "'" in body.replace("''", ""):
-        raise _Decline
-    _check_chars(body)
-    return body.replace("''", "'")
-
-
-def _check_chars(body: str) -> None:
-    # Quoted scalars may hold ": " or " #", but not line breaks, tabs or controls,
-    # which YAML folds or rejects.
-    for char in body:
-        if char < " " or "\x7f" <= char <= "\x9f" or char in "\u2028\u2029\ufeff\ufffe\uffff":
-            raise _Decline
+    values = match.groupdict()
+    try:
+        if not values["hour"]:
+            return dt.date(int(values["year"]), int(values["month"]), int(values["day"]))
+        fraction = int((values["fraction"] or "")[:6].ljust(6, "0"))
+        tzinfo: dt.tzinfo | None = None
+        if values["tz_sign"]:
+            delta = dt.timedelta(
+                hours=int(values["tz_hour"]), minutes=int(values["tz_minute"] or 0)
+            )
+            tzinfo = dt.timezone(-delta if values["tz_sign"] == "-" else delta)
+        elif values["tz"]:
+            tzinfo = dt.UTC
+        return dt.datetime(
+            int(values["year"]),
+            int(values["month"]),
+            int(values["day"]),
+            int(values["hour"]),
+            int(values["minute"]),
+            int(values["second"]),
+            fraction,
+            tzinfo=tzinfo,
+        )
+    except ValueError:
+        raise _Decline from None  # a day that does not exist: YAML's error to report

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -77,36 +80,78 @@ def test_shared_objects_are_not_written_as_aliases() -> None:
     assert codec.decode(text.encode()) == {"a": ["x"], "b": ["x"]}
 
 
-REJECTED = {
-    "empty": b"",
-    "blank": b" \n\t\n",
-    "bad-utf8": b"id: \xff\n",
-    "too-big": b"a: " + b"x" * codec.MAX_RECORD_BYTES + b"\n",
-    "scalar": b"hello\n",
-    "list": b"- a\n",
-    "null-doc": b"~\n",
-    "anchor": b"a: &x 1\nb: *x\n",
-    "anchor-only": b"a: &x 1\n",
-    "self-alias": b"&a [*a]\n",
-    "alias-in-flow": b"a: &x [1]\nb: [*x, *x]\n",
-    "flow-openers": b"a: "
-    + b"[" * (codec.MAX_FLOW_OPENERS + 1)
-    + b"]" * (codec.MAX_FLOW_OPENERS + 1),
-    "python-tag": b'a: !!python/object/apply:os.system ["true"]\n',
-    "python-name": b"a: !!python/name:os.system\n",
-    "unknown-tag": b"a: !custom 1\n",
-    "unclosed": b"a: [1, 2\n",
-    "tab-indent": b"a:\n\t- b\n",
-    "two-docs": b"a: 1\n---\nb: 2\n",
-    "dup-merge": b"<<: 1\n",
-}
+class Bad(NamedTuple):
+    test_id: str
+    raw: bytes
 
 
-@pytest.mark.parametrize("name", list(REJECTED))
-def test_decode_rejects(name: str) -> None:
-    with pytest.raises(codec.DecodeError) as info:
-        codec.decode(REJECTED[name])
+DEEP = codec.MAX_DEPTH + 1
+HOSTILE = [
+    Bad("bad-utf8", b"id: \xff\n"),
+    Bad("too-big", b"a: " + b"x" * codec.MAX_RECORD_BYTES + b"\n"),
+    Bad("anchor", b"a: &x 1\nb: *x\n"),
+    Bad("anchor-only", b"a: &x 1\n"),
+    Bad("self-alias", b"&a [*a]\n"),
+    Bad("alias-in-flow", b"a: &x [1]\nb: [*x, *x]\n"),
+    Bad("deep-flow", b"a: " + b"[" * DEEP + b"]" * DEEP + b"\n"),
+    Bad("deep-flow-map", b"a: " + b"{b: " * DEEP + b"1" + b"}" * DEEP + b"\n"),
+    Bad("deep-block", "".join(f"{'  ' * i}k:\n" for i in range(DEEP + 1)).encode()),
+    Bad("deep-compact", b"a:\n" + b"- " * (DEEP + 1) + b"x\n"),
+    Bad("python-tag", b'a: !!python/object/apply:os.system ["true"]\n'),
+    Bad("python-name", b"a: !!python/name:os.system\n"),
+    Bad("unknown-tag", b"a: !custom 1\n"),
+    Bad("unclosed", b"a: [1, 2\n"),
+    Bad("tab-indent", b"a:\n\t- b\n"),
+    Bad("two-docs", b"a: 1\n---\nb: 2\n"),
+    Bad("nul", b"a: \x00\n"),
+    Bad("merge-nonsense", b"<<: 1\n"),
+]
+NOT_A_RECORD = [
+    Bad("empty", b""),
+    Bad("blank", b" \n\t\n"),
+    Bad("scalar", b"hello\n"),
+    Bad("list", b"- a\n"),
+    Bad("null-doc", b"~\n"),
+    Bad("comments-only", b"# nothing here\n"),
+    Bad("impossible-date", b"created_at: 2026-02-30\n"),
+    Bad("huge-int", b"pid: " + b"9" * 5000 + b"\n"),
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=lambda c: c.test_id)
+def test_decode_refuses_hostile(case: Bad) -> None:
+    with pytest.raises(codec.HostileRecord) as info:
+        codec.decode(case.raw)
     assert 0 < len(str(info.value)) <= 300
+
+
+@pytest.mark.parametrize("case", NOT_A_RECORD, ids=lambda c: c.test_id)
+def test_decode_refuses_yaml_that_is_no_record_without_calling_it_hostile(case: Bad) -> None:
+    with pytest.raises(codec.DecodeError) as info:
+        codec.decode(case.raw)
+    assert not isinstance(info.value, codec.HostileRecord)
+    assert 0 < len(str(info.value)) <= 300
+
+
+def test_brackets_inside_quoted_strings_are_text_not_nesting() -> None:
+    payload = '{"a": ' + "[" * 300 + "]" * 300 + "}"
+    record = session(command=("claude", "--mcp-config", payload, "{[", "]]]"))
+    raw = codec.encode(record.to_dict())
+    assert Session.from_dict(codec.decode(raw)) == record
+    # The same payload in the hand-written flow style, and in a style only YAML reads.
+    flow = f"id: abc\nstatus: running\ncreated_at: {NOW}\nupdated_at: {NOW}\n"
+    flow += "command: [claude, '" + payload + "']\n"
+    assert codec.decode(flow.encode())["command"][1] == payload
+    folded = flow.replace("command: [claude, ", "command: !!seq [claude, ")
+    assert codec.decode(folded.encode())["command"][1] == payload
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    depth = codec.MAX_DEPTH - 1
+    raw = b"a: " + b"[" * depth + b"]" * depth + b"\n"
+    assert codec.decode(raw)["a"] == functools.reduce(
+        lambda inner, _: [inner], range(depth - 1), []
+    )
 
 
 def test_decode_error_is_a_value_error() -> None:
@@ -138,6 +183,7 @@ def test_mask_text_is_not_taken_for_an_alias() -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300) | st.text(alphabet="[]{}&*!:- \n'\"ab#|>%@`,?~", max_size=200))
 def test_decode_raises_only_decode_error(data: bytes | str) -> None:
+    """Random bytes: a mapping or a DecodeError, never another exception."""
     raw = data.encode() if isinstance(data, str) else data
     try:
         result = codec.decode(raw)
@@ -146,6 +192,77 @@ def test_decode_raises_only_decode_error(data: bytes | str) -> None:
     assert isinstance(result, dict)
 
 
-def test_decode_huge_integer_is_a_decode_error() -> None:
-    with pytest.raises(codec.DecodeError):
-        codec.decode(b"pid: " + b"9" * 5000 + b"\n")
+# --- hand-written re-serialisations ------------------------------------------------------
+
+_FIELDS = {f.name for f in dataclasses.fields(Session)}
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | _text
+    | st.dates(min_value=dt.date(1, 1, 1))
+    | st.datetimes(timezones=st.none() | st.just(dt.UTC))
+)
+_yaml_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=6,
+)
+_extra = st.dictionaries(
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_ -]{0,12}", fullmatch=True).filter(
+        lambda k: k not in _FIELDS
+    ),
+    _yaml_values,
+    max_size=3,
+)
+
+
+@st.composite
+def hand_written(draw: st.DrawFn, record: Session) -> str:
+    """Serialise ``record`` one key at a time in random styles, with comments between."""
+    chunks = []
+    if draw(st.booleans()):
+        chunks.append("# written by hand\n")
+    for key, value in record.to_dict().items():
+        collection = isinstance(value, list | dict) and bool(value)
+        text = yaml.dump(
+            {key: value},
+            Dumper=yaml.SafeDumper,
+            default_flow_style=draw(st.sampled_from([False, None])) if collection else False,
+            default_style=draw(st.sampled_from([None, None, "'", '"'])),
+            indent=draw(st.sampled_from([2, 4])),
+            allow_unicode=draw(st.booleans()),
+            width=draw(st.sampled_from([80, 1 << 16])),
+            sort_keys=False,
+        )
+        if text.count("\n") == 1 and draw(st.booleans()):
+            text = text[:-1] + draw(st.sampled_from(["  # note", " # a: b", "   #"])) + "\n"
+        chunks.append(text)
+        if draw(st.integers(0, 4)) == 0:
+            chunks.append(draw(st.sampled_from(["\n", "# between\n", "  # indented\n"])))
+    return "".join(chunks)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), records, _extra)
+def test_hand_written_records_decode_to_the_same_record(
+    data: st.DataObject, record: Session, extra: dict[str, object]
+) -> None:
+    record = record.evolve(extra=extra)
+    text = data.draw(hand_written(record))
+    assert Session.from_dict(codec.decode(text.encode())) == record
+    # and what we write back reads as the same record again
+    assert Session.from_dict(codec.decode(codec.encode(record.to_dict()))) == record
+
+
+def test_encode_keeps_any_yaml_value_a_person_added() -> None:
+    extra = {
+        "seen": dt.date(2026, 1, 2),
+        "at": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC),
+        "tags": {"a": [1, 2.5, None, True]},
+        "blob": b"\x00\x01",
+        "when": dt.datetime(2026, 1, 2, 3, 4),
+    }
+    record = session(extra=extra)
+    assert Session.from_dict(codec.decode(codec.encode(record.to_dict()))) == record
