@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import functools
 import itertools
 import os
 import pathlib
-import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 import pytest
 
 from amux_tmux.manager import Manager
-from amux_tmux.model import Session, Status, format_time, utcnow
 from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
+from tests.helpers import (  # re-exported for older imports
+    AGENT,
+    agent_command,
+    backdate,
+    kill_server,
+    make_record,
+    owned_session,
+    tmux_runner,
+    wait_until,
+)
 
-T = TypeVar("T")
+__all__ = [
+    "AGENT",
+    "agent_command",
+    "backdate",
+    "kill_server",
+    "make_record",
+    "owned_session",
+    "wait_until",
+]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -36,10 +45,20 @@ def _private_tmux_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[p
     tmpdir = pathlib.Path(
         os.environ.get("AMUX_TEST_TMUX_TMPDIR") or tmp_path_factory.mktemp("tmux-tmpdir")
     )
-    saved = {k: os.environ.get(k) for k in ("TMUX_TMPDIR", "TMUX", "TMUX_PANE")}
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "TMUX_TMPDIR",
+            "TMUX",
+            "TMUX_PANE",
+            "AMUX_ROOT",
+            "AMUX_TMUX_SOCKET",
+            "AMUX_SESSION_ID",
+        )
+    }
     os.environ["TMUX_TMPDIR"] = str(tmpdir)
-    os.environ.pop("TMUX", None)
-    os.environ.pop("TMUX_PANE", None)
+    for key in ("TMUX", "TMUX_PANE", "AMUX_ROOT", "AMUX_TMUX_SOCKET", "AMUX_SESSION_ID"):
+        os.environ.pop(key, None)
     yield tmpdir
     for key, value in saved.items():
         if value is None:
@@ -56,45 +75,6 @@ def _kill_all_servers(tmpdir: pathlib.Path) -> None:
             kill_server(str(sock))
 
 
-def kill_server(socket_path: str) -> None:
-    """Stop the tmux server on ``socket_path`` for sure, then remove its socket.
-
-    ``kill-server`` alone is not enough: tmux 3.3a servers holding an unreaped agent
-    were seen here to outlive it for good, so the server's pid gets SIGTERM, then SIGKILL.
-    """
-    tmux = shutil.which("tmux")
-    pid = None
-    if tmux and os.path.exists(socket_path):
-        run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            out = run([tmux, "-S", socket_path, "display-message", "-p", "#{pid}"], timeout=5)
-            pid = int(out.stdout) if out.stdout.strip().isdigit() else None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            run([tmux, "-S", socket_path, "kill-server"], timeout=5)
-    if pid is not None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if _gone_within(pid, 2.0):
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-    pathlib.Path(socket_path).unlink(missing_ok=True)
-
-
-def _gone_within(pid: int, timeout: float) -> bool:
-    """Whether ``pid`` exits (or is a zombie: PID 1 here may never reap it) in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state == b"Z":
-            return True
-        time.sleep(0.01)
-    return False
-
-
 @pytest.fixture(autouse=True)
 def _no_default_server(_private_tmux_tmpdir: pathlib.Path) -> Iterator[None]:
     """Fail any test that reached tmux's default socket instead of a private one."""
@@ -109,28 +89,6 @@ def _no_default_server(_private_tmux_tmpdir: pathlib.Path) -> Iterator[None]:
 def store(tmp_path: pathlib.Path) -> FileStore:
     """A FileStore in a fresh temporary root."""
     return FileStore(tmp_path)
-
-
-AGENT = pathlib.Path(__file__).parent / "agents" / "agent.py"
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def agent_command(*args: str) -> list[str]:
-    """Return the argv of the test agent (see tests/agents/agent.py)."""
-    return [sys.executable, str(AGENT), *args]
 
 
 @pytest.fixture
@@ -150,55 +108,7 @@ def manager(store: FileStore, socket_name: str) -> Manager:
 @pytest.fixture
 def tmux_cli(socket_name: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run raw tmux on the test socket (an oracle independent of amux_tmux.tmux)."""
-    path = socket_path_for(socket_name)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["tmux", "-S", path, *args], capture_output=True, text=True, timeout=10, check=False
-        )
-
-    return run
+    return tmux_runner(socket_path_for(socket_name))
 
 
 _socket_counter = itertools.count()
-
-
-# --- reconcile worlds -----------------------------------------------------------
-
-
-def make_record(
-    store: FileStore, sid: str, socket_path: str, status: Status = Status.RUNNING
-) -> Session:
-    """Write a record of a session on ``socket_path`` (no tmux session is made)."""
-    now = utcnow()
-    return store.create(
-        Session(
-            id=sid,
-            status=status,
-            created_at=now,
-            updated_at=now,
-            tmux_socket=socket_path,
-            tmux_session=f"amux-{sid}",
-        )
-    )
-
-
-def owned_session(
-    tmux_cli: Callable[..., subprocess.CompletedProcess[str]], sid: str, name: str | None = None
-) -> None:
-    """Create a session the way amux would own it: named amux-<id>, tagged @amux_id."""
-    name = name or f"amux-{sid}"
-    out = tmux_cli(
-        "new-session", "-d", "-s", name, "sleep", "600",
-        ";", "set-option", "-t", f"={name}:", "@amux_id", sid,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-
-
-def backdate(store: FileStore, sid: str, seconds: float) -> None:
-    """Rewrite updated_at in the file, as if the record had last changed ``seconds`` ago."""
-    when = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
-    path = store.path_for(sid)
-    lines = path.read_text().splitlines()
-    lines = [f"updated_at: '{when}'" if ln.startswith("updated_at:") else ln for ln in lines]
-    path.write_text("\n".join(lines) + "\n")
