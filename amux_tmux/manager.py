@@ -528,7 +528,8 @@ class Manager:
                 "pass such values with -e/--secret instead"
             )
         environment = dict(record.environment)
-        secret_names = [k for k, v in environment.items() if v == MASK]
+        # A URL keeps all but its password: any masked part needs the real value again.
+        secret_names = [k for k, v in environment.items() if MASK in v]
         missing = [k for k in secret_names if k not in environ]
         if missing:
             raise exc.UsageError(
@@ -843,9 +844,15 @@ class Manager:
     ) -> Observed | None:
         """Wait until the session has exited or its agent is ``working``/``waiting``/``idle``.
 
-        Returns the observation that met the condition, or ``None`` on timeout. Each
-        tick asks tmux at most once (for the activity states; ``exited`` reads the
-        record and asks tmux only now and then, to notice a dead server).
+        Returns the observation that met the condition, or ``None`` on timeout. Each tick
+        starts at most one tmux process: ``exited`` reads the record (the pane-died hook
+        writes it) and asks tmux only every few ticks, to notice a server that died; the
+        activity states ask for the one pane and its last lines together.
+
+        Raises
+        ------
+        SessionEnded
+            Waiting for an activity of a session that ended.
         """
         sid = self.resolve(ref).id
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -855,26 +862,45 @@ class Manager:
             if until == "exited":
                 if record.status.ended:
                     return Observed(record)
-                if tick % 8 == 0:
+                if tick % 8 == 7:
                     looked = self.observe([record])[0]
                     if looked.session.status.ended or (
-                        looked.looked and looked.pane is None and not looked.unreachable
+                        looked.pane is None and not looked.unreachable
                     ):
                         return looked
             else:
-                looked = self.observe([record], activity=True)[0]
-                if looked.session.status.ended or (looked.pane is None and not looked.unreachable):
+                looked = self._watch(record)
+                if looked.session.status.ended or looked.pane is None or looked.pane.pane_dead:
                     raise exc.SessionEnded(sid, looked.session.status.value)
                 if looked.activity is not None and looked.activity.value == until:
                     return looked
             if deadline is not None and time.monotonic() >= deadline:
                 return None
             tick += 1
-            time.sleep(
-                interval
-                if deadline is None
-                else max(0.0, min(interval, deadline - time.monotonic()))
-            )
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            time.sleep(max(0.0, pause))
+
+    def _watch(self, record: Session) -> Observed:
+        """Observe one live session and its activity with one tmux process."""
+        if record.pane_id is None or record.status.ended:
+            return Observed(record, looked=True)
+        backend = self.backend_for(record)
+        profile = self._profile_of(record)
+        lines = WAITING_LINES if profile is not None and profile.waiting else 0
+        pane, screen = backend.pane_snapshot(record.pane_id, lines)
+        if pane is None or rec.owner_of(pane, self.store.store_id) != record.id:
+            return self.observe([record])[0]
+        if pane.pane_dead:
+            effects = self._effects(backend, lambda: {pane.session_name: pane})
+            settled = rec.settle(record, pane, effects, self._facts_for(record, pane), self.grace)
+            return Observed(settled, pane, True)
+        waiting = (
+            screen is not None and profile is not None and profile.is_waiting(screen.split("\n"))
+        )
+        found = rec.derive_activity(
+            record, pane, time.time(), waiting, self._working_seconds(record)
+        )
+        return Observed(record, pane, True, *(found or (None, None)))
 
     # --- terminal ------------------------------------------------------------------
 
