@@ -375,6 +375,23 @@ class TmuxBackend:
         values = result.stdout[0].split(_SEP)
         return values if len(values) == len(fields) else None
 
+    def pane_snapshot(self, pane_id: str, lines: int) -> tuple[LivePane | None, str | None]:
+        """Return one pane as a listing would see it, and its last ``lines`` lines.
+
+        One tmux process (``display-message ; capture-pane``), for commands that watch
+        one session tick by tick. ``(None, None)`` when the pane is gone.
+        """
+        _require_exact(pane_id)
+        args = ["display-message", "-p", "-t", pane_id, _LIVE_FORMAT]
+        if lines > 0:
+            args += [";", "capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}"]
+        result = self.cmd(*args)
+        if result.returncode != 0 or not result.stdout:
+            return None, None
+        pane = _parse_live(result.stdout[0])
+        screen = "\n".join(_trim_screen(result.stdout[1:])) if lines > 0 else None
+        return pane, screen
+
     def capture(self, pane_id: str, lines: int | None = None) -> str:
         """Return a pane's text: its last ``lines`` lines, or all of its history."""
         _require_exact(pane_id)
