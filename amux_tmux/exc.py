@@ -97,6 +97,18 @@ class UnsafePath(UsageError):
         self.path = path
 
 
+class RecordTooLarge(UsageError):
+    """A new record would leave too little room to grow under the record size cap."""
+
+    def __init__(self, size: int, limit: int, what: str) -> None:
+        super().__init__(
+            f"the session's record would be {size} bytes; new records are limited to "
+            f"{limit} bytes so that later changes fit: shorten {what}"
+        )
+        self.size = size
+        self.limit = limit
+
+
 # --- not found (exit 3) ---------------------------------------------------------------
 
 

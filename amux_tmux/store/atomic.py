@@ -21,8 +21,13 @@ class NotDurableError(OSError):
     """The new bytes replaced the old ones, but the rename may not survive a crash."""
 
 
-def write_durable(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
+def write_durable(
+    path: Path, data: bytes, mode: int = 0o600, *, sync: bool = True
+) -> os.stat_result:
     """Atomically replace ``path`` with ``data`` and make it durable.
+
+    With ``sync=False`` the replacement is atomic but not flushed to disk, for caches
+    that a crash may lose (a torn or empty cache must be detectable by its reader).
 
     Returns
     -------
@@ -47,7 +52,8 @@ def write_durable(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
         stat = os.fstat(fd)
         os.close(fd)
         fd = -1
@@ -58,6 +64,8 @@ def write_durable(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+    if not sync:
+        return stat
     try:
         fsync_dir(directory)
     except OSError as err:

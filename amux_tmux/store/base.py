@@ -67,6 +67,14 @@ class Listing:
     #: How many records matched before ``limit``/``offset``.
     total: int
 
+    @property
+    def problem_ids(self) -> frozenset[str]:
+        """Every session id named by a problem (a bad file or a quarantined copy).
+
+        Whatever runs under these ids must be left alone until a person acts.
+        """
+        return frozenset(p.session_id for p in self.problems if p.session_id)
+
 
 class SessionStore(Protocol):
     """Where session records live. Every change is a locked read-modify-write.

@@ -2,9 +2,15 @@
 
 The file system is the source of truth. Every change is a read-modify-write under
 the record's own lock with a durable atomic write; readers take no lock because a
-rename never exposes a half-written file. The in-process cache only saves re-reading
-a file whose ``(inode, mtime_ns, size)`` is unchanged and whose mtime is old enough
-that a same-tick rewrite could not hide behind it (ext4 reuses inodes at once).
+rename never exposes a half-written file. ``list`` answers from ``.amux/index``
+(:mod:`amux_tmux.store.index`) for every record whose ``(inode, mtime_ns, ctime_ns,
+size)`` is unchanged since it was read well outside the file system's timestamp tick
+(ext4 reuses inodes at once); any other record is read again.
+
+A bad file is one bad file: hostile or non-YAML files are moved to ``.amux/quarantine/``
+(their id kept in the new name), files that are YAML but break the schema stay where
+they are, and both are reported on every ``list`` with their id, so the sessions
+they name stay protected until a person fixes or removes them.
 """
 
 from __future__ import annotations
@@ -14,19 +20,21 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from amux_tmux import exc
 from amux_tmux.model import NAME_RE, Session, generate_id, is_valid_id, utcnow, validate_id
 from amux_tmux.secrets import mask_environment
 from amux_tmux.store import atomic, codec, locks
+from amux_tmux.store import index as idx
 from amux_tmux.store.base import Listing, Mutation, Problem, Query
 
 AMUX_DIR = ".amux"
 RECORD_PREFIX = "session-"
 RECORD_SUFFIX = ".yaml"
+INDEX_FILE = "index"
+QUARANTINE_SUFFIX = ".bad"
 # Coarser than any file system timestamp tick we know of (ext4 follows the jiffy clock).
 RACY_WINDOW_NS = 100_000_000
 QUARANTINE_LOCK_TIMEOUT = 0.5
@@ -34,19 +42,32 @@ STORE_ID_FILE = "store-id"
 STORE_ID_BYTES = 8
 #: Written when the store is created, so `git status` in the project stays clean.
 GITIGNORE = "# made by amux-tmux: session records are local state\n*\n!.gitignore\n!config.yaml\n"
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+#: Fields a person can shorten when a new record is too large, and how.
+_SHORTEN = {
+    "agent_id": "the agent label (--agent)",
+    "workspace_id": "the workspace label (--workspace)",
+    "name": "the name (--name)",
+    "command": "the command's arguments",
+    "environment": "the -e values",
+    "cwd": "the working directory (--cwd)",
+}
 
 
-#: Problems met while reading (a module name: ``FileStore.list`` shadows the builtin).
+# Aliases: inside FileStore, ``list`` is the method.
 _Problems = list[Problem]
+_Entries = list[idx.Entry]
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    ino: int
-    mtime_ns: int
-    size: int
-    read_at_ns: int
-    session: Session
+class _Bad(Exception):
+    """One record file cannot be used; ``hostile`` files go to quarantine."""
+
+    def __init__(self, why: str, *, hostile: bool = False, inode: int = 0) -> None:
+        super().__init__(why)
+        self.why = why
+        self.hostile = hostile
+        #: The inode judged bad, if it was opened: quarantine moves only that one.
+        self.inode = inode
 
 
 class FileStore:
@@ -68,8 +89,12 @@ class FileStore:
         self.quarantine_dir = self.amux_dir / "quarantine"
         self.run_dir = self.amux_dir / "run"
         self.logs_dir = self.amux_dir / "logs"
+        self.index_path = self.amux_dir / INDEX_FILE
         self.lock_timeout = lock_timeout
-        self._cache: dict[str, _Cached] = {}
+        # The last index seen, kept while the index file is unchanged (same process).
+        self._entries: dict[str, idx.Entry] = {}
+        self._entries_stamp: idx.Stamp | None = None
+        self._index_suspect = False
         self._dirs_ready = False
         self._store_id: str | None = None
 
@@ -97,10 +122,7 @@ class FileStore:
         """This store's id from ``.amux/store-id``; ``None`` if there is none yet."""
         if self._store_id is None:
             try:
-                fd = os.open(
-                    self.amux_dir / STORE_ID_FILE,
-                    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                )
+                fd = os.open(self.amux_dir / STORE_ID_FILE, _OPEN_FLAGS)
             except OSError:
                 return None
             try:
@@ -124,9 +146,15 @@ class FileStore:
         with self.store_lock("store-id", self.lock_timeout):
             existing = self.store_id
             if existing is None:
-                atomic.write_durable(
-                    self.amux_dir / STORE_ID_FILE, (os.urandom(STORE_ID_BYTES).hex() + "\n").encode()
-                )
+                try:
+                    atomic.write_durable(
+                        self.amux_dir / STORE_ID_FILE,
+                        (os.urandom(STORE_ID_BYTES).hex() + "\n").encode(),
+                    )
+                except OSError as err:
+                    raise exc.StoreError(
+                        f"could not write {self.amux_dir / STORE_ID_FILE}: {err.strerror or err}"
+                    ) from None
                 existing = self.store_id
         assert existing is not None
         return existing
@@ -158,6 +186,7 @@ class FileStore:
             if stat.S_IMODE(os.stat(directory).st_mode) != 0o700:
                 os.chmod(directory, 0o700)
         atomic.sweep_temp_files(self.sessions_dir)
+        atomic.sweep_temp_files(self.amux_dir)  # an index write that crashed
         self._dirs_ready = True
 
     def _check_real_dir(self, directory: Path) -> bool:
@@ -188,17 +217,36 @@ class FileStore:
         self.ensure_dirs()
         return locks.hold(self.lock_path(f"_{name}"), name, timeout)
 
-    # --- reading -------------------------------------------------------------------
+    # --- reading one record ------------------------------------------------------------
 
     def exists(self, session_id: str) -> bool:
         """Return whether a record file exists for ``session_id``."""
         return os.path.lexists(self.path_for(session_id))
 
     def new_id(self) -> str:
-        """Return an id that neither a record nor a lock file uses."""
+        """Return an id that no record, lock or quarantined file uses.
+
+        Nor does it start with the name of any record, so that names and id prefixes
+        never meet in :meth:`resolve`.
+        """
+        entries, problem_ids = self._catalogue()
+        names = tuple({e.name for e in entries if e.name})
+        taken = problem_ids | {e.session_id for e in entries}
         return generate_id(
-            lambda candidate: self.exists(candidate) or os.path.lexists(self.lock_path(candidate))
+            lambda candidate: (
+                candidate in taken
+                or candidate.startswith(names)
+                or self.exists(candidate)
+                or os.path.lexists(self.lock_path(candidate))
+            )
         )
+
+    def _catalogue(self) -> tuple[_Entries, frozenset[str]]:
+        """Return every usable record's entry and every id with a problem (no decoding)."""
+        problems: _Problems = []
+        entries, _fresh = self._scan(problems)
+        problems.extend(self._quarantined())
+        return entries, frozenset(p.session_id for p in problems if p.session_id)
 
     def get(self, session_id: str) -> Session:
         """Return the record for ``session_id`` as it is on disk now.
@@ -208,127 +256,228 @@ class FileStore:
         SessionNotFound
             No such record.
         CorruptRecord
-            The file cannot be used (it says why, and what to do).
+            The file (or only a quarantined copy) exists but cannot be used; the
+            message says why, and what to do.
         """
         path = self.path_for(session_id)
         if not self._check_real_dir(self.sessions_dir):
             raise exc.SessionNotFound(session_id)
-        problems: _Problems = []
-        session = self._load(path, session_id, problems, use_cache=False)
-        if session is None:
-            if problems:
-                p = problems[-1]
-                raise exc.CorruptRecord(p.path, p.why, p.quarantined_to)
-            raise exc.SessionNotFound(session_id)
+        try:
+            session, _stamp = self._read(path, session_id)
+        except FileNotFoundError:
+            quarantined = [p for p in self._quarantined() if p.session_id == session_id]
+            if quarantined:
+                last = quarantined[-1]
+                raise exc.CorruptRecord(last.path, last.why, last.quarantined_to) from None
+            raise exc.SessionNotFound(session_id) from None
+        except _Bad as bad:
+            problem = self._problem(path, session_id, bad)
+            raise exc.CorruptRecord(problem.path, problem.why, problem.quarantined_to) from None
         return session
+
+    def _read(self, path: Path, session_id: str) -> tuple[Session, idx.Stamp]:
+        """Read and check one record file.
+
+        Raises
+        ------
+        FileNotFoundError
+            It is gone.
+        _Bad
+            It cannot be used (and whether it is hostile).
+        """
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENXIO):  # a symlink, a unix socket
+                raise _Bad(_not_regular(path), hostile=True) from None
+            raise _Bad(f"cannot read it: {err.strerror or err}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                # O_NONBLOCK: a FIFO opened, and reading it would have waited forever.
+                raise _Bad(_not_regular(path), hostile=True, inode=st.st_ino)
+            if st.st_size > codec.MAX_RECORD_BYTES:
+                raise _Bad(
+                    f"file is {st.st_size} bytes, over the {codec.MAX_RECORD_BYTES} byte limit",
+                    hostile=True,
+                    inode=st.st_ino,
+                )
+            raw = _read_all(fd, st.st_size)
+        except OSError as err:
+            raise _Bad(f"cannot read it: {err.strerror or err}") from None
+        finally:
+            os.close(fd)
+        try:
+            session = Session.from_dict(codec.decode(raw))
+        except codec.HostileRecord as err:
+            raise _Bad(str(err), hostile=True, inode=st.st_ino) from None
+        except ValueError as err:
+            raise _Bad(str(err)) from None
+        except Exception as err:  # one bad file must not stop a listing
+            raise _Bad(f"cannot read it: {type(err).__name__}: {err}") from None
+        if session.id != session_id:
+            raise _Bad(f"its id {session.id!r} does not match the file name")
+        return session, idx.stamp_of(st)
+
+    def _problem(self, path: Path, session_id: str | None, bad: _Bad) -> Problem:
+        """Turn a bad file into a problem, moving it to quarantine if it is hostile."""
+        if bad.hostile:
+            return self._quarantine(path, session_id, bad.why, bad.inode)
+        return Problem(str(path), bad.why, session_id)
+
+    # --- listing -------------------------------------------------------------------
 
     def list(self, query: Query | None = None) -> Listing:
         """Return records matching ``query``, sorted by ``(created_at, id)``.
 
-        A file that cannot be used is one :class:`Problem` in the listing; it never
-        stops the listing.
+        Filters, sorting and paging use the index; only the page's records are
+        decoded. Every file that cannot be used, and every quarantined copy, is one
+        :class:`Problem` in the listing; none of them stops it.
         """
         q = query or Query()
         problems: _Problems = []
-        sessions = [
-            s
-            for s in self._iter_all(problems)
-            if (q.status is None or s.status in q.status)
-            and (q.include_ended or not s.status.ended)
-            and (q.agent_id is None or s.agent_id == q.agent_id)
-            and (q.workspace_id is None or s.workspace_id == q.workspace_id)
+        entries, fresh = self._scan(problems)
+        self._index_suspect = False
+        matched = [
+            e
+            for e in entries
+            if (q.status is None or e.status in q.status)
+            and (q.include_ended or not e.status.ended)
+            and (q.agent_id is None or e.agent_id == q.agent_id)
+            and (q.workspace_id is None or e.workspace_id == q.workspace_id)
         ]
-        sessions.sort(key=lambda s: (s.created_at, s.id))
+        matched.sort(key=lambda e: (e.created_at, e.session_id))
         end = None if q.limit is None else q.offset + q.limit
-        return Listing(sessions[q.offset : end], problems, len(sessions))
+        memo: dict[str, str] = {}
+        sessions = []
+        for entry in matched[q.offset : end]:
+            session = fresh.get(entry.session_id) or self._materialise(entry, memo, problems)
+            if session is not None:
+                sessions.append(session)
+        if self._index_suspect:
+            # A row that fits no record was written by hand: let the next list rebuild.
+            with contextlib.suppress(OSError):
+                os.unlink(self.index_path)
+        moved = {p.quarantined_to for p in problems}
+        problems.extend(p for p in self._quarantined() if p.quarantined_to not in moved)
+        return Listing(sessions, problems, len(matched))
 
-    def _iter_all(self, problems: _Problems) -> Iterator[Session]:
-        self._check_real_dir(self.amux_dir)
-        if not self._check_real_dir(self.sessions_dir):
-            return
-        seen: set[str] = set()
-        with os.scandir(self.sessions_dir) as entries:
-            names = [e.name for e in entries]
-        for name in names:
+    def _materialise(
+        self, entry: idx.Entry, memo: dict[str, str], problems: _Problems
+    ) -> Session | None:
+        """Decode an indexed record, or read its file if the index cannot say."""
+        if entry.row is not None:
+            try:
+                return idx.decode_row(entry.row, memo)
+            except ValueError:
+                self._index_suspect = True
+        path = self.path_for(entry.session_id)
+        try:
+            return self._read(path, entry.session_id)[0]
+        except FileNotFoundError:
+            return None
+        except _Bad as bad:
+            problems.append(self._problem(path, entry.session_id, bad))
+            return None
+
+    def _scan(self, problems: _Problems) -> tuple[_Entries, dict[str, Session]]:
+        """Stat every record file; take unchanged ones from the index, read the others.
+
+        Returns every usable record's index entry and the records read from their
+        files in this call. Rewrites the index if anything changed (and ``.amux/``
+        exists: a read-only command in a tree without a store creates nothing).
+        """
+        if not self._check_real_dir(self.amux_dir) or not self._check_real_dir(self.sessions_dir):
+            return [], {}
+        old = self._load_index()
+        entries: _Entries = []
+        fresh: dict[str, Session] = {}
+        changed = False
+        with os.scandir(self.sessions_dir) as scan:
+            found = [(e.name, e) for e in scan]
+        for name, dir_entry in found:
             if not (name.startswith(RECORD_PREFIX) and name.endswith(RECORD_SUFFIX)):
                 continue  # temp files, editor backups, anything not ours
             session_id = name[len(RECORD_PREFIX) : -len(RECORD_SUFFIX)]
             path = self.sessions_dir / name
-            try:
-                validate_id(session_id)
-            except exc.InvalidSessionId:
-                problems.append(
-                    self._quarantine(path, None, "file name holds no valid session id")
-                )
+            if not is_valid_id(session_id):
+                problems.append(self._quarantine(path, None, "file name holds no valid id"))
                 continue
-            seen.add(name)
-            session = self._load(path, session_id, problems, use_cache=True)
-            if session is not None:
-                yield session
-        for stale in self._cache.keys() - seen:
-            del self._cache[stale]
-
-    def _load(
-        self, path: Path, session_id: str, problems: _Problems, *, use_cache: bool
-    ) -> Session | None:
-        """Read one record; ``None`` (and a problem, unless it vanished) if unusable."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except FileNotFoundError:
-            self._cache.pop(path.name, None)
-            return None
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                problems.append(self._quarantine(path, session_id, "record is a symbolic link"))
-                return None
-            raise exc.StoreError(f"cannot read {path}: {err.strerror}") from None
-        try:
-            st = os.fstat(fd)
-            cached = self._cache.get(path.name)
-            if (
-                use_cache
-                and cached is not None
-                and cached.ino == st.st_ino
-                and cached.mtime_ns == st.st_mtime_ns
-                and cached.size == st.st_size
-                and cached.read_at_ns - st.st_mtime_ns > RACY_WINDOW_NS
-            ):
-                return cached.session
-            if not stat.S_ISREG(st.st_mode):
-                why = "record is not a regular file"
-            elif st.st_size > codec.MAX_RECORD_BYTES:
-                why = f"file is {st.st_size} bytes, over the {codec.MAX_RECORD_BYTES} byte limit"
-            else:
-                why = ""
-            raw = b"" if why else _read_all(fd, st.st_size)
-        finally:
-            os.close(fd)
-        read_at = time.time_ns()
-        if not why:
             try:
-                session = Session.from_dict(codec.decode(raw))
-                if session.id != session_id:
-                    raise ValueError(f"id {session.id!r} does not match the file name")
-            except ValueError as err:
-                why = str(err)
-            else:
-                self._cache[path.name] = _Cached(
-                    st.st_ino, st.st_mtime_ns, st.st_size, read_at, session
-                )
-                return session
-        self._cache.pop(path.name, None)
-        problems.append(self._quarantine(path, session_id, why, inode=st.st_ino))
-        return None
+                st = dir_entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                problems.append(Problem(str(path), f"cannot stat it: {err.strerror}", session_id))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                # Never opened: a device could act on open, a socket cannot be opened.
+                problems.append(self._quarantine(path, session_id, _not_regular(path)))
+                continue
+            cached = old.get(session_id)
+            if cached is not None and cached.stamp == idx.stamp_of(st):
+                entries.append(cached)
+                continue
+            changed = True
+            entry = self._read_entry(path, session_id, problems)
+            if entry is not None:
+                entries.append(entry[0])
+                fresh[session_id] = entry[1]
+        if changed or len(entries) != len(old):
+            self._save_index(entries)
+        return entries, fresh
+
+    def _read_entry(
+        self, path: Path, session_id: str, problems: _Problems
+    ) -> tuple[idx.Entry, Session] | None:
+        started = time.time_ns()
+        try:
+            session, stamp = self._read(path, session_id)
+        except FileNotFoundError:
+            return None
+        except _Bad as bad:
+            problems.append(self._problem(path, session_id, bad))
+            return None
+        # A file changed within a timestamp tick of this read could change again
+        # without changing its stamp: such an entry is kept out of the index.
+        trusted = started - max(stamp[1], stamp[2]) > RACY_WINDOW_NS
+        row = idx.encode_row(session) if trusted else None
+        entry = idx.Entry.of(session, stamp if trusted else (-1, -1, -1, -1), row)
+        return entry, session
+
+    def _load_index(self) -> dict[str, idx.Entry]:
+        try:
+            st = os.lstat(self.index_path)
+        except OSError:
+            return {}
+        stamp = idx.stamp_of(st)
+        if stamp != self._entries_stamp:
+            try:
+                self._entries = idx.load(self.index_path)
+            except idx.BadIndex:
+                self._entries = {}
+            self._entries_stamp = stamp
+        return self._entries
+
+    def _save_index(self, entries: _Entries) -> None:
+        kept = [e for e in entries if e.stamp[0] >= 0]
+        try:
+            idx.write(self.index_path, kept)
+            st = os.lstat(self.index_path)
+        except OSError:
+            return  # someone else's store, a read-only disk: list without an index
+        self._entries = {e.session_id: e for e in kept}
+        self._entries_stamp = idx.stamp_of(st)
 
     # --- quarantine ----------------------------------------------------------------
 
-    def _quarantine(
-        self, path: Path, session_id: str | None, why: str, inode: int | None = None
-    ) -> Problem:
-        """Move a bad file aside so it can be inspected and never breaks a listing.
+    def _quarantine(self, path: Path, session_id: str | None, why: str, inode: int = 0) -> Problem:
+        """Move a hostile file aside so it can be inspected and never breaks a listing.
 
-        Under the record's lock, and only if the file is still the one judged bad: a
-        writer may have replaced it in the meantime.
+        Under the record's lock, and only if the file is still the one judged bad
+        (``inode``, when known): a writer may have replaced it in the meantime.
         """
         moved_to: str | None = None
         try:
@@ -340,17 +489,47 @@ class FileStore:
             )
             with guard:
                 st = os.lstat(path)
-                if inode is not None and st.st_ino != inode:
+                if inode and st.st_ino != inode:
                     # Replaced by a writer since we read it; the next read decides.
                     return Problem(str(path), "changed while being read", session_id)
                 stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-                target = self.quarantine_dir / f"{path.name}.{stamp}.{st.st_ino}.bad"
+                target = (
+                    self.quarantine_dir / f"{path.name}.{stamp}.{st.st_ino}{QUARANTINE_SUFFIX}"
+                )
                 os.replace(path, target)
                 atomic.fsync_dir(self.sessions_dir)
                 moved_to = str(target)
         except (OSError, exc.AmuxError):
             pass  # reported as bad but left in place; list still goes on
         return Problem(str(path), why, session_id, moved_to)
+
+    def _quarantined(self) -> _Problems:
+        """Return one problem per file in ``.amux/quarantine/``, oldest first.
+
+        The id in the name keeps the session it names protected until a person
+        deletes the copy (``rm --force ID`` does).
+        """
+        try:
+            if not self._check_real_dir(self.quarantine_dir):
+                return []
+            names = sorted(os.listdir(self.quarantine_dir))
+        except (OSError, exc.UnsafePath):
+            return []
+        problems = []
+        for name in names:
+            if not (name.startswith(RECORD_PREFIX) and name.endswith(QUARANTINE_SUFFIX)):
+                continue
+            cut = name.find(RECORD_SUFFIX + ".")
+            session_id = name[len(RECORD_PREFIX) : cut] if cut > 0 else ""
+            problems.append(
+                Problem(
+                    str(self.sessions_dir / name[: cut + len(RECORD_SUFFIX)]),
+                    "in quarantine (not YAML, or hostile); inspect it, then delete it",
+                    session_id if is_valid_id(session_id) else None,
+                    str(self.quarantine_dir / name),
+                )
+            )
+        return problems
 
     # --- writing -------------------------------------------------------------------
 
@@ -359,10 +538,13 @@ class FileStore:
 
         Raises
         ------
+        RecordTooLarge
+            The record would leave too little room to grow under the size cap.
         StoreError
             If a record with this id exists already.
         """
         path = self.path_for(session.id)
+        _check_new_size(session)
         self.ensure_store_id()
         with self.lock(session.id):
             if os.path.lexists(path):
@@ -395,38 +577,33 @@ class FileStore:
             current = self.get(session_id)
             if check is not None:
                 check(current)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                raise exc.SessionNotFound(session_id) from None
-            except OSError as err:
-                raise exc.StoreError(
-                    f"could not remove session {session_id}: {err.strerror or err}"
-                ) from None
-            with contextlib.suppress(OSError):
-                atomic.fsync_dir(self.sessions_dir)  # the unlink happened; durability only
-            self._cache.pop(path.name, None)
+            _unlink(path, session_id)
             return current
 
     def discard(self, session_id: str) -> None:
-        """Remove the file of ``session_id`` whatever it holds (a record that cannot be read).
+        """Remove a bad record of ``session_id``: its file and its quarantined copies.
+
+        For ``rm --force`` of a record that cannot be read; afterwards nothing
+        protects the id any more.
 
         Raises
         ------
         SessionNotFound
-            There is no such file.
+            There is no such file nor copy.
         """
         path = self.path_for(session_id)
         with self.lock(session_id):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                raise exc.SessionNotFound(session_id) from None
-            except OSError as err:
-                raise exc.StoreError(f"could not remove {path}: {err.strerror or err}") from None
-            with contextlib.suppress(OSError):
-                atomic.fsync_dir(self.sessions_dir)
-            self._cache.pop(path.name, None)
+            removed = False
+            with contextlib.suppress(exc.SessionNotFound):
+                _unlink(path, session_id)
+                removed = True
+            for problem in self._quarantined():
+                if problem.session_id == session_id and problem.quarantined_to:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(problem.quarantined_to)
+                        removed = True
+            if not removed:
+                raise exc.SessionNotFound(session_id)
 
     def _write(self, path: Path, session: Session) -> Session:
         # Masking here means no caller can put a raw secret on disk, by mistake or not.
@@ -434,10 +611,14 @@ class FileStore:
             environment=mask_environment(session.environment), updated_at=utcnow()
         )
         data = codec.encode(session.to_dict())
+        if len(data) > codec.MAX_RECORD_BYTES:
+            raise exc.StoreError(
+                f"session {session.id} would be {len(data)} bytes, over the "
+                f"{codec.MAX_RECORD_BYTES} byte limit; the previous record is unchanged"
+            )
         try:
             atomic.write_durable(path, data)
         except atomic.NotDurableError as err:
-            self._cache.pop(path.name, None)
             raise exc.StoreError(
                 f"session {session.id} was written, but flushing its directory failed "
                 f"({err.strerror or err}); it may not survive a crash"
@@ -447,8 +628,6 @@ class FileStore:
                 f"could not write session {session.id}: {err.strerror or err}; "
                 "the previous record is unchanged"
             ) from None
-        # Not cached: a write is by definition inside the racy window; the next read fills it.
-        self._cache.pop(path.name, None)
         return session
 
     # --- references ----------------------------------------------------------------
@@ -456,10 +635,17 @@ class FileStore:
     def resolve(self, ref: str) -> Session:
         """Find one record by full id, exact name, or unique id prefix.
 
+        An exact id wins. Otherwise names and id prefixes are looked up together: a
+        ref that is one session's name and another's id prefix is ambiguous. Of
+        several sessions with one name, the live one (not ended) is meant. Records
+        that cannot be read count as id-prefix candidates.
+
         Raises
         ------
         InvalidSessionId
             ``ref`` could be neither an id, a prefix nor a name.
+        CorruptRecord
+            ``ref`` means a record that cannot be read.
         AmbiguousReference
             Several records match.
         SessionNotFound
@@ -467,23 +653,67 @@ class FileStore:
         """
         if NAME_RE.fullmatch(ref) is None:
             raise exc.InvalidSessionId(ref)
-        with contextlib.suppress(exc.InvalidSessionId, exc.SessionNotFound):
-            return self.get(ref)
-        everything = self.list().sessions
-        named = [s for s in everything if s.name == ref]
+        if is_valid_id(ref):
+            with contextlib.suppress(exc.SessionNotFound):
+                return self.get(ref)
+        entries, problem_ids = self._catalogue()
+        named = [e for e in entries if e.name == ref]
         if len(named) > 1:
             # Names are unique among live sessions; ended ones may repeat a name.
-            named = [s for s in named if not s.status.ended] or named
-        if len(named) == 1:
-            return named[0]
-        if named:
-            raise exc.AmbiguousReference(ref, [s.id for s in named])
-        prefixed = [s for s in everything if s.id.startswith(ref)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-        if prefixed:
-            raise exc.AmbiguousReference(ref, [s.id for s in prefixed])
+            named = [e for e in named if not e.status.ended] or named
+        prefixed = {e.session_id for e in entries if e.session_id.startswith(ref)}
+        prefixed |= {sid for sid in problem_ids if sid.startswith(ref)}
+        others = prefixed - {e.session_id for e in named}
+        if named and not others and len(named) == 1:
+            return self.get(named[0].session_id)
+        if named or len(others) > 1:
+            raise exc.AmbiguousReference(ref, [e.session_id for e in named] + sorted(others))
+        if others:
+            (only,) = others
+            return self.get(only)
         raise exc.SessionNotFound(ref)
+
+
+def _check_new_size(session: Session) -> None:
+    """Refuse a new record too large to grow (runs, error text) under the size cap."""
+    data = session.to_dict()
+    size = len(codec.encode(data))
+    if size <= codec.MAX_NEW_RECORD_BYTES:
+        return
+    largest = max(data, key=lambda key: len(str(data[key])))
+    raise exc.RecordTooLarge(
+        size, codec.MAX_NEW_RECORD_BYTES, _SHORTEN.get(largest, f"the {largest} field")
+    )
+
+
+def _not_regular(path: Path) -> str:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "not a regular file"
+    kind = (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a directory"
+        if stat.S_ISDIR(mode)
+        else "a device"
+    )
+    return f"record is {kind}, not a regular file"
+
+
+def _unlink(path: Path, session_id: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        raise exc.SessionNotFound(session_id) from None
+    except OSError as err:
+        raise exc.StoreError(f"could not remove {path}: {err.strerror or err}") from None
+    with contextlib.suppress(OSError):
+        atomic.fsync_dir(path.parent)  # the unlink happened; durability only
 
 
 def _read_all(fd: int, size_hint: int) -> bytes:

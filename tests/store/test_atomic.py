@@ -130,8 +130,9 @@ def test_store_sweeps_stale_temp_files_on_first_write(fstore: FileStore) -> None
     other = FileStore(fstore.root)
     other.update("abc", lambda s: s.evolve(name="x"))
     assert temp_files(fstore.sessions_dir) == [".tmp-inflight.yaml"]
-    assert [s.id for s in other.list().sessions] == ["abc"]
-    assert other.problems == []
+    listing = other.list()
+    assert [s.id for s in listing.sessions] == ["abc"]
+    assert listing.problems == []
 
 
 # --- a writer killed at random moments --------------------------------------------------
@@ -195,7 +196,7 @@ def test_sigkilled_writer_never_exposes_a_torn_record(root: pathlib.Path) -> Non
             os.waitpid(pid, 0)
 
     assert reads >= 100
-    assert store.problems == []
+    assert store.list().problems == []
     assert os.listdir(store.quarantine_dir) == []
     final = store.get("counter")
     assert final.environment["PAD"] == PAD
@@ -206,8 +207,9 @@ def test_sigkilled_writer_never_exposes_a_torn_record(root: pathlib.Path) -> Non
     leftovers = temp_files(store.sessions_dir)
     extra = store.sessions_dir / ".tmp-planted.yaml"
     extra.write_bytes(raw[: len(raw) // 2])
-    assert [s.id for s in store.list().sessions] == ["counter"]
-    assert store.problems == []
+    listing = store.list()
+    assert [s.id for s in listing.sessions] == ["counter"]
+    assert listing.problems == []
     # ... kept while young (a live writer may own them) and swept once old.
     assert atomic.sweep_temp_files(store.sessions_dir) == []
     for name in [*leftovers, extra.name]:

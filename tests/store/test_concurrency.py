@@ -102,7 +102,7 @@ def test_locked_increments_lose_nothing(root: pathlib.Path) -> None:
     assert final.revision == 1 + workers * count
     assert bad == 0
     assert good > 0
-    assert store.problems == []
+    assert store.list().problems == []
     assert temp_files(store.sessions_dir) == []
     assert os.listdir(store.quarantine_dir) == []
     assert sorted(os.listdir(store.sessions_dir)) == ["session-counter.yaml"]

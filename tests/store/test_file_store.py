@@ -11,7 +11,7 @@ import pytest
 
 from amux_tmux import exc
 from amux_tmux.model import Session, Status
-from amux_tmux.store import FileStore, atomic, codec
+from amux_tmux.store import FileStore, Listing, Query, atomic, codec
 from amux_tmux.store import file as file_mod
 from tests.store.conftest import make_session, temp_files
 
@@ -180,8 +180,8 @@ def populated(fstore: FileStore) -> FileStore:
     return fstore
 
 
-def ids(sessions: list[Session]) -> list[str]:
-    return [s.id for s in sessions]
+def ids(found: Listing | list[Session]) -> list[str]:
+    return [s.id for s in (found.sessions if isinstance(found, Listing) else found)]
 
 
 def test_list_sorted_by_created_at_then_id(populated: FileStore) -> None:
@@ -189,28 +189,30 @@ def test_list_sorted_by_created_at_then_id(populated: FileStore) -> None:
 
 
 def test_list_filters(populated: FileStore) -> None:
-    assert ids(populated.list(status={Status.RUNNING})) == ["ddd"]
-    assert ids(populated.list(status={Status.CREATED, Status.STOPPED})) == [
+    assert ids(populated.list(Query(status={Status.RUNNING}))) == ["ddd"]
+    assert ids(populated.list(Query(status={Status.CREATED, Status.STOPPED}))) == [
         "ccc",
         "aaa",
         "bbb",
         "eee",
     ]
-    assert ids(populated.list(status=set())) == []
-    assert ids(populated.list(agent_id="claude")) == ["ddd", "ccc", "bbb"]
-    assert ids(populated.list(workspace_id="w1")) == ["ccc", "aaa", "eee"]
-    assert ids(populated.list(agent_id="claude", workspace_id="w1")) == ["ccc"]
-    assert ids(populated.list(agent_id="nobody")) == []
-    assert ids(populated.list(include_ended=False)) == ["ddd", "ccc", "aaa", "bbb"]
+    assert ids(populated.list(Query(status=set()))) == []
+    assert ids(populated.list(Query(agent_id="claude"))) == ["ddd", "ccc", "bbb"]
+    assert ids(populated.list(Query(workspace_id="w1"))) == ["ccc", "aaa", "eee"]
+    assert ids(populated.list(Query(agent_id="claude", workspace_id="w1"))) == ["ccc"]
+    assert ids(populated.list(Query(agent_id="nobody"))) == []
+    assert ids(populated.list(Query(include_ended=False))) == ["ddd", "ccc", "aaa", "bbb"]
 
 
 def test_list_limit_and_offset(populated: FileStore) -> None:
-    assert ids(populated.list(limit=2)) == ["ddd", "ccc"]
-    assert ids(populated.list(limit=2, offset=2)) == ["aaa", "bbb"]
-    assert ids(populated.list(offset=4)) == ["eee"]
-    assert ids(populated.list(offset=9)) == []
-    assert ids(populated.list(limit=0)) == []
-    assert ids(populated.list(agent_id="claude", limit=1, offset=1)) == ["ccc"]
+    assert ids(populated.list(Query(limit=2))) == ["ddd", "ccc"]
+    assert ids(populated.list(Query(limit=2, offset=2))) == ["aaa", "bbb"]
+    assert ids(populated.list(Query(offset=4))) == ["eee"]
+    assert ids(populated.list(Query(offset=9))) == []
+    assert ids(populated.list(Query(limit=0))) == []
+    assert ids(populated.list(Query(agent_id="claude", limit=1, offset=1))) == ["ccc"]
+    listing = populated.list(Query(agent_id="claude", limit=1))
+    assert listing.total == 3
 
 
 def test_list_ignores_foreign_and_temp_files(populated: FileStore) -> None:
@@ -218,8 +220,9 @@ def test_list_ignores_foreign_and_temp_files(populated: FileStore) -> None:
     (d / ".tmp-abc.yaml").write_text("garbage: [")
     (d / "session-aaa.yaml~").write_text("backup")
     (d / "README").write_text("hi")
-    assert ids(populated.list()) == ["ddd", "ccc", "aaa", "bbb", "eee"]
-    assert populated.problems == []
+    listing = populated.list()
+    assert ids(listing) == ["ddd", "ccc", "aaa", "bbb", "eee"]
+    assert listing.problems == []
     assert (d / ".tmp-abc.yaml").exists()
 
 
@@ -234,8 +237,10 @@ def test_resolve(fstore: FileStore) -> None:
     assert fstore.resolve("abc2").id == "abc222"
     assert fstore.resolve("xy").id == "xyz333"
     assert fstore.resolve("beta").id == "abc222"
-    # An exact name wins over an id prefix.
-    assert fstore.resolve("abc").id == "xyz333"
+    # A name that is also another session's id prefix could mean either.
+    with pytest.raises(exc.AmbiguousReference) as both:
+        fstore.resolve("abc")
+    assert both.value.candidates == ("abc111", "abc222", "xyz333")
     with pytest.raises(exc.AmbiguousReference) as info:
         fstore.resolve("ab")
     assert info.value.candidates == ("abc111", "abc222")
@@ -271,15 +276,17 @@ def test_modes_whatever_the_umask(root: pathlib.Path, mask: int) -> None:
         pass
     (store.sessions_dir / "session-bad.yaml").write_bytes(b"status: no\n")
     os.chmod(store.sessions_dir / "session-bad.yaml", 0o600)
-    store.list().sessions
-    assert len(store.problems) == 1
+    (store.sessions_dir / "session-worse.yaml").write_bytes(b"status: [\n")
+    os.chmod(store.sessions_dir / "session-worse.yaml", 0o600)
+    assert len(store.list().problems) == 2
     os.umask(0o022)
 
     amux = root / ".amux"
     dirs = [amux, *[p for p in amux.rglob("*") if p.is_dir()]]
-    files = [p for p in amux.rglob("*") if p.is_file()]
-    assert {p.name for p in dirs} == {".amux", "sessions", "locks", "quarantine", "run"}
-    assert {p.parent.name for p in files} == {"sessions", "locks", "quarantine"}
+    files = [p for p in amux.rglob("*") if p.is_file() and p.name != ".gitignore"]
+    assert {p.name for p in dirs} == {".amux", "sessions", "locks", "quarantine", "run", "logs"}
+    assert {p.parent.name for p in files} == {".amux", "sessions", "locks", "quarantine"}
+    assert {p.name for p in files if p.parent == amux} == {"store-id", "index"}
     for d in dirs:
         assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
     for f in files:
@@ -337,12 +344,15 @@ def test_symlinked_record_is_refused_not_followed(
 
     with pytest.raises(exc.StoreError):
         fstore.create(make_session("abc"))
-    assert ids(fstore.list().sessions) == ["good"]
-    assert len(fstore.problems) == 1
-    assert "symbolic link" in fstore.problems[0].why
+    listing = fstore.list()
+    assert ids(listing) == ["good"]
+    assert len(listing.problems) == 1
+    assert "symbolic link" in listing.problems[0].why
     assert not os.path.lexists(link)
-    with pytest.raises(exc.SessionNotFound):
+    # The quarantined copy still names the id: nothing may act on it until it is gone.
+    with pytest.raises(exc.CorruptRecord) as info:
         fstore.update("abc", lambda s: s.evolve(name="x"))
+    assert info.value.quarantined_to is not None
     assert target.read_bytes() == victim_bytes  # never written through
 
 
@@ -390,7 +400,7 @@ def test_secrets_are_masked_before_writing(fstore: FileStore) -> None:
             assert b"CANARY" not in path.read_bytes(), path
 
 
-# --- cache ------------------------------------------------------------------------------
+# --- cache (the index and its in-process copy) -----------------------------------------
 
 
 def rewrite_in_place(path: pathlib.Path, data: bytes) -> None:
@@ -410,8 +420,10 @@ def same_size_variant(store: FileStore, session_id: str, old: str, new: str) -> 
 
 
 def age(path: pathlib.Path, seconds: float) -> int:
+    """Backdate ``path``'s mtime; utime sets its ctime to now, so wait out the racy window."""
     mtime = time.time_ns() - int(seconds * 1e9)
     os.utime(path, ns=(mtime, mtime))
+    time.sleep(file_mod.RACY_WINDOW_NS / 1e9)
     return mtime
 
 
@@ -477,9 +489,9 @@ def test_cache_forgets_deleted_records(fstore: FileStore) -> None:
 def test_update_by_another_store_instance_is_seen(root: pathlib.Path) -> None:
     one, two = FileStore(root), FileStore(root)
     one.create(make_session("abc", name="aaaa"))
-    assert two.list()[0].name == "aaaa"
+    assert two.list().sessions[0].name == "aaaa"
     one.update("abc", lambda s: s.evolve(name="bbbb"))
-    assert two.list()[0].name == "bbbb"
+    assert two.list().sessions[0].name == "bbbb"
     assert two.get("abc").revision == 2
 
 
@@ -492,10 +504,10 @@ def test_lock_files_live_under_locks_and_survive_release(fstore: FileStore) -> N
     with fstore.lock("abd"):
         assert (fstore.root / ".amux" / "locks" / "abd.lock").exists()
     lock_dir = fstore.root / ".amux" / "locks"
-    assert sorted(os.listdir(lock_dir)) == ["abc.lock", "abd.lock"]
+    assert sorted(os.listdir(lock_dir)) == ["_store-id.lock", "abc.lock", "abd.lock"]
     assert fstore.lock_path("abc").parent == lock_dir
     fstore.delete("abc")
-    assert sorted(os.listdir(lock_dir)) == ["abc.lock", "abd.lock"]
+    assert sorted(os.listdir(lock_dir)) == ["_store-id.lock", "abc.lock", "abd.lock"]
     # nothing lock-like next to the data
     assert all(n.startswith("session-") for n in os.listdir(fstore.sessions_dir))
 

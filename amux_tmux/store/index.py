@@ -1,0 +1,376 @@
+"""A persistent, stat-validated cache of decoded records: ``.amux/index``.
+
+``list`` at 100,000 records would read and parse 100,000 files; with the index it reads
+one file and stats the others. The index is never the truth: an entry is used only while
+its record file still has the ``(inode, mtime_ns, ctime_ns, size)`` it had when it was
+read, and only if it was read well after it last changed (a same-tick rewrite cannot
+hide behind an unchanged stamp). Anything else is read from the file again.
+
+The format is plain text and JSON, so a hostile index can do no more than be wrong
+about types, which :func:`decode_row` checks as strictly as the record reader:
+
+    amux-index/<version> <layout crc> <keys bytes> <rows bytes> <crc32 of the rest>\\n
+    <keys: one JSON array of [id, ino, mtime_ns, ctime_ns, size, created_at, status,
+     agent_id, workspace_id, name, row offset, row length]>
+    <rows: one JSON array per record, fields in Session order; length 0 = not stored>
+
+A missing, truncated, corrupt or other-version index is simply ignored (and rebuilt).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import re
+import stat
+import zlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from amux_tmux.model import Activity, Run, Session, Status, is_valid_id
+from amux_tmux.store import atomic
+
+VERSION = 1
+MAGIC = b"amux-index/"
+#: Session's fields in order: a new field changes the layout and retires old indexes.
+_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
+_LAYOUT = zlib.crc32(",".join(_FIELDS).encode())
+_KEY_WIDTH = 12
+_HEADER_MAX = 128
+_CANON_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
+_STATUSES = {s.value: s for s in Status}
+_ACTIVITIES = {a.value: a for a in Activity}
+
+#: ``(st_ino, st_mtime_ns, st_ctime_ns, st_size)`` of a record file.
+Stamp = tuple[int, int, int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """Return the validation stamp of a record file's stat."""
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """What the index knows of one record: enough to filter and sort without decoding."""
+
+    session_id: str
+    stamp: Stamp
+    created_at: str
+    status: Status
+    agent_id: str | None
+    workspace_id: str | None
+    name: str | None
+    #: The record as a JSON row (:func:`encode_row`), or ``None``: read the file.
+    row: bytes | memoryview | None
+
+    @classmethod
+    def of(cls, session: Session, stamp: Stamp, row: bytes | memoryview | None) -> Entry:
+        """Return the entry of a decoded record."""
+        return cls(
+            session.id,
+            stamp,
+            session.created_at,
+            session.status,
+            session.agent_id,
+            session.workspace_id,
+            session.name,
+            row,
+        )
+
+
+class BadIndex(ValueError):
+    """The index cannot be used; it is ignored and rebuilt."""
+
+
+def load(path: Path) -> dict[str, Entry]:
+    """Read the index at ``path``.
+
+    Raises
+    ------
+    BadIndex
+        Missing, unreadable, not a regular file, truncated, corrupt, or of another
+        version or record layout.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as err:
+        raise BadIndex(f"cannot open: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadIndex("not a regular file")
+        data = _read_exactly(fd, st.st_size)
+    finally:
+        os.close(fd)
+    return parse(data)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def parse(data: bytes) -> dict[str, Entry]:
+    """Parse index bytes (see the module docstring); raise :class:`BadIndex`."""
+    end = data.find(b"\n", 0, _HEADER_MAX)
+    if not data.startswith(MAGIC) or end < 0:
+        raise BadIndex("no index header")
+    try:
+        version, layout, keys_len, rows_len, crc = (
+            int(part) for part in data[len(MAGIC) : end].split(b" ")
+        )
+    except ValueError:
+        raise BadIndex("bad index header") from None
+    if version != VERSION or layout != _LAYOUT:
+        raise BadIndex("index of another version")
+    body = memoryview(data)[end + 1 :]
+    if keys_len < 0 or rows_len < 0 or len(body) != keys_len + rows_len:
+        raise BadIndex("index is truncated")
+    if zlib.crc32(body) != crc:
+        raise BadIndex("index checksum does not match")
+    rows = body[keys_len:]
+    try:
+        keys = json.loads(bytes(body[:keys_len]))
+        if type(keys) is not list:
+            raise BadIndex("index keys are not a list")
+        entries = {}
+        for key in keys:
+            entry = _entry(key, rows)
+            entries[entry.session_id] = entry
+    except (ValueError, TypeError, KeyError, RecursionError):
+        raise BadIndex("index keys do not fit the layout") from None
+    return entries
+
+
+def _entry(key: Any, rows: memoryview) -> Entry:
+    if type(key) is not list or len(key) != _KEY_WIDTH:
+        raise BadIndex("bad index key")
+    sid, ino, mtime, ctime, size, created, status, agent, workspace, name, offset, length = key
+    if not is_valid_id(sid) or not all(type(n) is int for n in (ino, mtime, ctime, size)):
+        raise BadIndex("bad index key")
+    if type(offset) is not int or type(length) is not int or offset < 0 or length < 0:
+        raise BadIndex("bad index key")
+    if offset + length > len(rows) or not _time_ok(created):
+        raise BadIndex("bad index key")
+    return Entry(
+        sid,
+        (ino, mtime, ctime, size),
+        created,
+        _STATUSES[status],
+        _opt_text(agent),
+        _opt_text(workspace),
+        _opt_text(name),
+        rows[offset : offset + length] if length else None,
+    )
+
+
+def dump(entries: Iterable[Entry]) -> bytes:
+    """Serialise ``entries`` (their rows included) into index bytes."""
+    keys = []
+    rows = []
+    offset = 0
+    for e in entries:
+        row = bytes(e.row) if e.row is not None else b""
+        keys.append(
+            [
+                e.session_id,
+                *e.stamp,
+                e.created_at,
+                e.status.value,
+                e.agent_id,
+                e.workspace_id,
+                e.name,
+                offset,
+                len(row),
+            ]
+        )
+        if row:
+            rows.append(row)
+            rows.append(b"\n")
+            offset += len(row) + 1
+    body = json.dumps(keys, separators=(",", ":")).encode() + b"".join(rows)
+    keys_len = len(body) - offset
+    header = f"{VERSION} {_LAYOUT} {keys_len} {offset} {zlib.crc32(body)}\n".encode()
+    return MAGIC + header + body
+
+
+def write(path: Path, entries: Iterable[Entry]) -> None:
+    """Replace the index atomically (not durably: a lost index is only rebuilt)."""
+    atomic.write_durable(path, dump(entries), sync=False)
+
+
+# --- rows ----------------------------------------------------------------------------
+
+
+def encode_row(session: Session) -> bytes | None:
+    """Return ``session`` as one JSON line, or ``None`` if JSON cannot hold it exactly.
+
+    Hand-added keys may hold dates, binary or non-text keys; such a record is not
+    stored and is read from its file each time.
+    """
+    if session.extra and not _json_exact(session.extra):
+        return None
+    row = [getattr(session, name) for name in _FIELDS]
+    row[_FIELDS.index("runs")] = [
+        [r.started_at, r.stopped_at, r.status.value, r.exit_code, r.error] for r in session.runs
+    ]
+    row[_FIELDS.index("extra")] = dict(session.extra) or None
+    try:
+        return json.dumps(row, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_exact(value: object) -> bool:
+    """Whether ``value`` survives a JSON round trip unchanged (types included)."""
+    if value is None or type(value) in (str, int, bool):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_json_exact(item) for item in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_exact(v) for k, v in value.items())
+    return False
+
+
+def decode_row(raw: bytes | memoryview, memo: dict[str, str]) -> Session:
+    """Rebuild a record from its row, checking every type as the record reader would.
+
+    ``memo`` shares equal strings between records (agent, cwd, command words...), which
+    keeps a listing of 100,000 records small.
+
+    Raises
+    ------
+    ValueError
+        The row is not what :func:`encode_row` writes.
+    """
+    try:
+        return _decode_row(json.loads(bytes(raw)), memo)
+    except (KeyError, TypeError, RecursionError):
+        raise ValueError("bad index row") from None
+
+
+def _decode_row(row: Any, memo: dict[str, str]) -> Session:
+    if type(row) is not list or len(row) != len(_FIELDS):
+        raise ValueError("bad index row")
+    (
+        sid,
+        status,
+        created_at,
+        updated_at,
+        name,
+        agent_id,
+        workspace_id,
+        tmux_socket,
+        tmux_session,
+        tmux_session_id,
+        pane_id,
+        pid,
+        pid_create_time,
+        command,
+        cwd,
+        environment,
+        exit_code,
+        error,
+        started_at,
+        stopped_at,
+        activity,
+        activity_at,
+        runs,
+        revision,
+        schema,
+        extra,
+    ) = row
+    if not is_valid_id(sid) or not _time_ok(created_at) or not _time_ok(updated_at):
+        raise ValueError("bad index row")
+    if type(command) is not list or not all(type(a) is str for a in command):
+        raise ValueError("bad index row")
+    if type(environment) is not dict or not all(type(v) is str for v in environment.values()):
+        raise ValueError("bad index row")
+    if type(runs) is not list or (extra is not None and type(extra) is not dict):
+        raise ValueError("bad index row")
+    if pid_create_time is not None and type(pid_create_time) is not float:
+        raise ValueError("bad index row")
+    if not all(type(n) is int for n in (revision, schema)):
+        raise ValueError("bad index row")
+    if not all(_time_ok(t, optional=True) for t in (started_at, stopped_at, activity_at)):
+        raise ValueError("bad index row")
+    share = memo.setdefault
+    return Session(
+        id=sid,
+        status=_STATUSES[status],
+        created_at=created_at,
+        updated_at=updated_at,
+        name=_opt_text(name),
+        agent_id=_shared(agent_id, share),
+        workspace_id=_shared(workspace_id, share),
+        tmux_socket=_shared(tmux_socket, share),
+        tmux_session=_opt_text(tmux_session),
+        tmux_session_id=_opt_text(tmux_session_id),
+        pane_id=_opt_text(pane_id),
+        pid=_opt_int(pid),
+        pid_create_time=pid_create_time,
+        command=tuple([share(a, a) for a in command]),
+        cwd=_shared(cwd, share),
+        environment={share(k, k): share(v, v) for k, v in environment.items()},
+        exit_code=_opt_int(exit_code),
+        error=_opt_text(error),
+        started_at=started_at,
+        stopped_at=stopped_at,
+        activity=None if activity is None else _ACTIVITIES[activity],
+        activity_at=activity_at,
+        runs=tuple(_run(r) for r in runs),
+        revision=revision,
+        schema=schema,
+        extra=extra or {},
+    )
+
+
+def _run(raw: Any) -> Run:
+    if type(raw) is not list or len(raw) != 5:
+        raise ValueError("bad index row")
+    started_at, stopped_at, status, exit_code, error = raw
+    if not _time_ok(started_at, optional=True) or not _time_ok(stopped_at, optional=True):
+        raise ValueError("bad index row")
+    return Run(started_at, stopped_at, _STATUSES[status], _opt_int(exit_code), _opt_text(error))
+
+
+def _time_ok(value: object, *, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    if type(value) is not str or _CANON_TIME.match(value) is None:
+        return False
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _opt_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError("bad index row")
+
+
+def _opt_int(value: object) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError("bad index row")
+
+
+def _shared(value: object, share: Callable[[str, str], str]) -> str | None:
+    text = _opt_text(value)
+    return None if text is None else share(text, text)
