@@ -426,7 +426,7 @@ class FileStore:
                 entries.append(entry[0])
                 fresh[session_id] = entry[1]
         if changed or len(entries) != len(old):
-            self._save_index(entries)
+            self._save_index(entries, old)
         return entries, fresh
 
     def _read_entry(
@@ -461,8 +461,10 @@ class FileStore:
             self._entries_stamp = stamp
         return self._entries
 
-    def _save_index(self, entries: _Entries) -> None:
+    def _save_index(self, entries: _Entries, old: dict[str, idx.Entry]) -> None:
         kept = [e for e in entries if e.stamp[0] >= 0]
+        if {e.session_id: e.stamp for e in kept} == {sid: e.stamp for sid, e in old.items()}:
+            return  # what changed is not trusted yet: the index would say the same
         try:
             idx.write(self.index_path, kept)
             st = os.lstat(self.index_path)
