@@ -71,7 +71,13 @@ _LIVE_FIELDS = (
     "pane_dead_time",
     "window_activity",
 )
-_LIVE_FORMAT = _SEP.join(f"#{{{field}}}" for field in _LIVE_FIELDS)
+#: Tags anyone may set on any session, shown with all but id characters replaced, so
+#: a foreign session's newline or separator cannot break the listing of every other.
+_TAG_FIELDS = frozenset({OWNER_OPTION, STORE_OPTION, ORPHAN_OPTION})
+_LIVE_FORMAT = _SEP.join(
+    f"#{{s/[^a-z0-9-]/?/:{field}}}" if field in _TAG_FIELDS else f"#{{{field}}}"
+    for field in _LIVE_FIELDS
+)
 _SPAWN_FORMAT = _SEP.join(("#{session_id}", "#{pane_id}", "#{pane_pid}", "#{socket_path}"))
 _NO_SERVER = re.compile(
     r"no server running on |error connecting to .* \(No such file or directory\)"
@@ -210,7 +216,12 @@ def _bounded_server_class() -> type[libtmux.Server]:
         """libtmux's result type, produced by a process with a timeout."""
 
         def __init__(
-            self, *args: str, tmux_bin: str, timeout: float, stdin: bytes | None = None
+            self,
+            *args: str,
+            tmux_bin: str,
+            timeout: float,
+            stdin: bytes | None = None,
+            name: str = "",
         ) -> None:
             self.cmd = [tmux_bin, *args]
             try:
@@ -226,10 +237,12 @@ def _bounded_server_class() -> type[libtmux.Server]:
             except FileNotFoundError:
                 raise exc.TmuxNotFound from None
             except subprocess.TimeoutExpired:
-                raise exc.TmuxTimeout(args[2] if len(args) > 2 else "", timeout) from None
+                raise exc.TmuxTimeout(name, timeout) from None
             except OSError as err:
-                raise exc.TmuxQueryFailed(args[2], err.strerror or str(err)) from None
+                raise exc.TmuxQueryFailed(name, err.strerror or str(err)) from None
             self.returncode = proc.returncode
+            #: The output as tmux wrote it (option values are bytes, not always UTF-8).
+            self.raw = proc.stdout
             self.text = proc.stdout.decode("utf-8", "replace")
             lines = self.text.split("\n")
             while lines and lines[-1] == "":
@@ -253,13 +266,17 @@ def _bounded_server_class() -> type[libtmux.Server]:
             *args: Any,
             target: str | int | None = None,
             stdin: bytes | None = None,
+            control: bool = False,
         ) -> BoundedCmd:
-            argv = ["-S", str(self.socket_path), cmd]
+            argv = ["-C"] if control else []
+            argv += ["-S", str(self.socket_path), cmd]
             if target is not None:
                 argv += ["-t", str(target)]
             argv += [str(a) for a in args]
             assert self.tmux_bin is not None
-            return BoundedCmd(*argv, tmux_bin=self.tmux_bin, timeout=self.timeout, stdin=stdin)
+            return BoundedCmd(
+                *argv, tmux_bin=self.tmux_bin, timeout=self.timeout, stdin=stdin, name=cmd
+            )
 
     return BoundedServer
 
@@ -368,11 +385,17 @@ class TmuxBackend:
     def pane_facts(self, pane_id: str, *fields: str) -> list[str] | None:
         """Return ``fields`` (format names) of one pane, or ``None`` if it is gone."""
         _require_exact(pane_id)
-        fmt = _SEP.join(f"#{{{f}}}" for f in fields)
+        # tmux 3.3a prints empty formats, exit 0, for a target it cannot find: the
+        # pane's own id, asked first, tells a missing pane from empty values.
+        fmt = _SEP.join(f"#{{{f}}}" for f in ("pane_id", *fields))
         result = self.cmd("display-message", "-p", "-t", pane_id, fmt)
-        if result.returncode != 0 or not result.stdout:
+        if result.returncode != 0 or not result.raw.endswith(b"\n"):
             return None
-        values = result.stdout[0].split(_SEP)
+        # Option values are the bytes they were set to: a root path may hold newlines,
+        # the separator, or bytes that are not UTF-8. Only the last field may hold _SEP.
+        found, *values = os.fsdecode(result.raw[:-1]).split(_SEP, len(fields))
+        if not found.startswith("%") or (pane_id.startswith("%") and found != pane_id):
+            return None
         return values if len(values) == len(fields) else None
 
     def pane_snapshot(self, pane_id: str, lines: int) -> tuple[LivePane | None, str | None]:
@@ -389,7 +412,10 @@ class TmuxBackend:
         if result.returncode != 0 or not result.stdout:
             return None, None
         pane = _parse_live(result.stdout[0])
-        screen = "\n".join(_trim_screen(result.stdout[1:])) if lines > 0 else None
+        # A target tmux cannot find still gets a line of empty formats (tmux 3.3a).
+        if pane is None or not pane.pane_id or (pane_id[0] == "%" and pane.pane_id != pane_id):
+            return None, None
+        screen = "\n".join(_trim_screen(result.stdout[1:])[-lines:]) if lines > 0 else None
         return pane, screen
 
     def capture(self, pane_id: str, lines: int | None = None) -> str:
@@ -410,7 +436,9 @@ class TmuxBackend:
             [["capture-pane", "-p", "-J", "-t", p, "-S", f"-{lines}"] for p in pane_ids]
         )
         return {
-            p: "\n".join(_trim_screen(list(r.output))) if r.ok else None
+            p: "\n".join(_trim_screen(list(r.output))[-lines:] if lines > 0 else [])
+            if r.ok
+            else None
             for p, r in zip(pane_ids, results, strict=True)
         }
 
@@ -485,9 +513,10 @@ class TmuxBackend:
         result = self.server.run(  # type: ignore[attr-defined]
             "new-session", "-s", hidden, "-x", "80", "-y", "24", "--", "sleep", "3600",
             ";", "set-option", "-t", f"={hidden}:", "destroy-unattached", "on",
-            stdin=lines,
+            stdin=lines, control=True,
         )  # fmt: skip
-        outcomes = list(_control_blocks(result.stdout))[1:]  # the first is new-session's
+        # Blocks flagged 1 answer the lines we sent; the commands on our argv are 0.
+        outcomes = [o for flags, o in _control_blocks(result.stdout) if flags == "1"]
         if len(outcomes) != len(commands):
             detail = _first(result.stderr) or f"{len(outcomes)} answers to {len(commands)}"
             raise exc.TmuxQueryFailed("control mode", detail)
@@ -586,8 +615,9 @@ def _parse_live(line: str) -> LivePane | None:
         return None
 
 
-def _control_blocks(lines: Sequence[str]) -> Iterator[Outcome]:
-    """Yield one outcome per ``%begin`` … ``%end``/``%error`` block of control output."""
+def _control_blocks(lines: Sequence[str]) -> Iterator[tuple[str, Outcome]]:
+    """Yield ``(flags, outcome)`` per ``%begin`` … ``%end``/``%error`` block of control
+    output; ``flags`` is ``1`` for a command the client sent, ``0`` for one on its argv."""
     it = iter(lines)
     for line in it:
         if not line.startswith("%begin "):
@@ -598,7 +628,8 @@ def _control_blocks(lines: Sequence[str]) -> Iterator[Outcome]:
             words = inner.split(" ")
             if words[0] in ("%end", "%error") and words[1:] == tag:
                 ok = words[0] == "%end"
-                yield Outcome(ok, tuple(body), "" if ok else _first(body) or "failed")
+                flags = tag[2] if len(tag) > 2 else ""
+                yield flags, Outcome(ok, tuple(body), "" if ok else _first(body) or "failed")
                 break
             body.append(inner)
 
