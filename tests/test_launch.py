@@ -1,4 +1,5 @@
-"""The pane launcher: secrets from a FIFO into the agent's environment, then exec."""
+"""The pane's launcher and its hand-off: a launch spec over one FIFO, exec's outcome over
+another (launch.Handoff on the start side, ``python -m amux_tmux.launch`` on the pane's)."""
 
 from __future__ import annotations
 
@@ -6,55 +7,263 @@ import errno
 import json
 import os
 import pathlib
+import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import pytest
 
 from amux_tmux import launch
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 
-LAUNCHER = str(pathlib.Path(launch.__file__).resolve())
-#: Prints its pid, then the given variables as JSON; exits with $EXIT_WITH (default 0).
+#: Prints one JSON line: its pid, argv, cwd, environment and open file descriptors.
 PROBE = (
-    "import json, os, sys; print(os.getpid()); "
-    "print(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}), flush=True); "
+    "import json, os, sys; print(json.dumps({'pid': os.getpid(), 'argv': sys.argv[1:], "
+    "'cwd': os.getcwd(), 'env': dict(os.environ), "
+    "'fds': sorted(os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd') "
+    "if os.path.exists(f'/proc/self/fd/{fd}'))}), flush=True); "
     "sys.exit(int(os.environ.get('EXIT_WITH', '0')))"
 )
+PANE_ENV = {"TMUX": "/tmp/sock,123,4", "TMUX_PANE": "%7", "TERM": "tmux-256color"}
 
 
 @pytest.fixture
-def fifo(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
-    path = tmp_path / "secrets.fifo"
-    os.mkfifo(path, 0o600)
-    yield path
-    path.unlink(missing_ok=True)
+def run_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    path = tmp_path / "run"
+    path.mkdir(mode=0o700)
+    return path
 
 
-def _launch(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Run the launcher the way the manager does: by path, isolated, without site."""
-    return subprocess.Popen(
-        [sys.executable, "-I", "-S", LAUNCHER, *args],
+@pytest.fixture
+def launchers() -> Iterator[list[subprocess.Popen[str]]]:
+    """Launcher processes a test starts; killed afterwards, pass or fail."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def _launcher(
+    procs: list[subprocess.Popen[str]],
+    spec_path: pathlib.Path | str,
+    env: Mapping[str, str] | None = None,
+    *,
+    wait_seconds: int | None = None,
+) -> subprocess.Popen[str]:
+    """Run the launcher as tmux does (``python -I -m amux_tmux.launch FIFO``)."""
+    argv = [sys.executable, "-I", "-m", "amux_tmux.launch", str(spec_path)]
+    if wait_seconds is not None:
+        code = (
+            "import sys; from amux_tmux import launch; "
+            f"launch.FIFO_WAIT_SECONDS = {wait_seconds}; sys.exit(launch.main(sys.argv[1:]))"
+        )
+        argv = [sys.executable, "-I", "-c", code, str(spec_path)]
+    proc = subprocess.Popen(
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         text=True,
-        env=env,
+        env={"PATH": os.environ["PATH"], **(env if env is not None else PANE_ENV)},
     )
+    procs.append(proc)
+    return proc
 
 
-def _write_when_read(path: pathlib.Path, payload: bytes) -> None:
-    """Open the FIFO for writing once the launcher has opened it for reading."""
+def _probe(*args: str) -> list[str]:
+    return [sys.executable, "-c", PROBE, *args]
+
+
+# --- the environment the agent sees ----------------------------------------------------
+
+
+class EnvCase(NamedTuple):
+    test_id: str
+    spec: dict[str, str]
+    pane: dict[str, str]
+    expected: dict[str, str]
+
+
+ENV_CASES = [
+    EnvCase(
+        "pane-wins-for-tmux-variables",
+        {"A": "1", "TMUX": "/old,1,0", "TMUX_PANE": "%1", "TERM": "xterm"},
+        {"TMUX": "/new,2,0", "TMUX_PANE": "%9", "TERM": "screen", "OTHER": "pane-only"},
+        {"A": "1", "TMUX": "/new,2,0", "TMUX_PANE": "%9", "TERM": "screen"},
+    ),
+    EnvCase(
+        "every-tmux-prefixed-name-dropped",
+        {"TMUX_TMPDIR": "/t", "TMUXINATOR": "x", "B": "2"},
+        {},
+        {"B": "2"},
+    ),
+    EnvCase(
+        "term-program-from-the-pane",
+        {"TERM_PROGRAM": "iTerm.app"},
+        {"TERM_PROGRAM": "tmux", "TERM_PROGRAM_VERSION": "3.3a"},
+        {"TERM_PROGRAM": "tmux", "TERM_PROGRAM_VERSION": "3.3a"},
+    ),
+    EnvCase(
+        "caller-term-kept-when-the-pane-has-none",
+        {"TERM": "xterm-256color", "EMPTY": ""},
+        {},
+        {"TERM": "xterm-256color", "EMPTY": ""},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ENV_CASES, ids=lambda c: c.test_id)
+def test_agent_environment(case: EnvCase) -> None:
+    """The spec's environment minus TMUX*, plus what tmux set for the pane."""
+    assert launch.agent_environment(case.spec, case.pane) == case.expected
+
+
+# --- the protocol, end to end ------------------------------------------------------------
+
+
+def test_exec_success_hands_over_argv_cwd_and_environment(
+    run_dir: pathlib.Path, tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]]
+) -> None:
+    """send() returns once the agent runs; the agent is the launcher's own process, with
+    exactly the spec's argv, cwd and environment (plus the pane's TMUX/TMUX_PANE/TERM)."""
+    cwd = tmp_path / "dir ;#(x) $(y) é\nz"
+    cwd.mkdir()
+    args = ["x;", "a\\;", "#{session_name}", "$(touch y)", "-t", "é\n€", ""]
+    spec_env = {
+        "LANG": "C.UTF-8",  # else the probe's Python coerces its locale, adding LC_CTYPE
+        "KEEP": "kept",
+        "SECRET": "sk-ant-" + "s" * 40,
+        "TMUX": "/stale,1,0",
+        "TMUX_OLD": "x",
+        "NEWLINE": "a\nb",
+    }
+    with launch.Handoff(run_dir, "abc-1") as handoff:
+        for path in (handoff.spec_path, handoff.status_path):
+            mode = path.stat().st_mode
+            assert stat.S_ISFIFO(mode)
+            assert stat.S_IMODE(mode) == 0o600
+        proc = _launcher(launchers, handoff.spec_path, {**PANE_ENV, "LAUNCHER_ONLY": "1"})
+        handoff.send(_probe(*args), sys.executable, str(cwd), spec_env, timeout=15)
+        assert not handoff.spec_path.exists()  # the launcher removed it on reading
+    assert not handoff.status_path.exists()
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    seen = json.loads(out)
+    assert seen["pid"] == proc.pid  # exec'd: the agent IS the pane's process
+    assert seen["argv"] == args
+    assert seen["cwd"] == str(cwd)
+    expected = {k: v for k, v in spec_env.items() if not k.startswith("TMUX")}
+    expected.update(PANE_ENV)
+    assert seen["env"] == expected
+    # Neither FIFO stays open in the agent.
+    assert not [fd for fd in seen["fds"] if str(run_dir) in fd], seen["fds"]
+
+
+def test_the_agent_s_exit_status_is_the_pane_s(
+    run_dir: pathlib.Path, tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]]
+) -> None:
+    with launch.Handoff(run_dir, "exit") as handoff:
+        proc = _launcher(launchers, handoff.spec_path)
+        handoff.send(_probe(), sys.executable, str(tmp_path), {"EXIT_WITH": "7"}, timeout=15)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 7
+
+
+class Failure(NamedTuple):
+    test_id: str
+    exe: str
+    cwd: str
+    code: int
+    message: str
+
+
+@pytest.fixture
+def not_executable(tmp_path: pathlib.Path) -> str:
+    script = tmp_path / "agent.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    return str(script)
+
+
+FAILURES = [
+    Failure("command-not-found", "/nonexistent/agent", "{tmp}", 127, "command not found"),
+    Failure("cwd-missing", sys.executable, "{tmp}/gone", 126, "cannot enter"),
+    Failure("not-executable", "{script}", "{tmp}", 126, "cannot run"),
+]
+
+
+@pytest.mark.parametrize("case", FAILURES, ids=lambda c: c.test_id)
+def test_exec_failure_comes_back_with_its_code(
+    run_dir: pathlib.Path,
+    tmp_path: pathlib.Path,
+    not_executable: str,
+    launchers: list[subprocess.Popen[str]],
+    case: Failure,
+) -> None:
+    """The launcher reports why the agent could not start; the pane exits with the code
+    a shell would use; no secret from the spec appears in the report."""
+    secret = "sk-ant-" + "q" * 40
+    exe = case.exe.replace("{script}", not_executable)
+    cwd = case.cwd.replace("{tmp}", str(tmp_path))
+    with launch.Handoff(run_dir, "fail") as handoff:
+        proc = _launcher(launchers, handoff.spec_path)
+        t0 = time.monotonic()
+        with pytest.raises(launch.LaunchFailed) as err:
+            handoff.send([exe, "--flag"], exe, cwd, {"KEY": secret}, timeout=15)
+        assert time.monotonic() - t0 < 10
+    assert err.value.code == case.code
+    assert case.message in str(err.value)
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == case.code
+    assert case.message in stderr
+    assert secret not in stderr + str(err.value)
+    assert list(run_dir.iterdir()) == []
+
+
+def test_no_launcher_times_out_and_leaves_nothing(run_dir: pathlib.Path) -> None:
+    """Nobody opens the spec FIFO: send gives up at its timeout, not later."""
+    handoff = launch.Handoff(run_dir, "lonely")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(launch.LaunchFailed, match="did not start in time") as err:
+            handoff.send(["true"], "/bin/true", "/", {}, timeout=0.5)
+        assert 0.5 <= time.monotonic() - t0 < 5
+        assert err.value.code == 1
+    finally:
+        handoff.close()
+    handoff.close()  # idempotent
+    assert list(run_dir.iterdir()) == []
+
+
+def test_the_launcher_gives_up_without_a_writer(
+    tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]]
+) -> None:
+    """A start that died before writing the spec: the launcher exits 125, not hangs."""
+    fifo = tmp_path / "spec.fifo"
+    os.mkfifo(fifo, 0o600)
+    proc = _launcher(launchers, fifo, wait_seconds=1)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == launch.EXIT_BAD_SPEC == 125
+    assert "could not read the launch spec" in err
+
+
+def _write_raw(path: pathlib.Path, payload: bytes) -> None:
+    """Write to the FIFO once a reader has opened it."""
 
     def try_open() -> int | None:
         try:
             return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as err:
-            if err.errno != errno.ENXIO:  # ENXIO: no reader yet
+            if err.errno != errno.ENXIO:
                 raise
             return None
 
-    fd = wait_until(try_open, timeout=10, what="the launcher to open the FIFO")
+    fd = wait_until(try_open, timeout=15, what="the launcher to open the FIFO")
     try:
         os.set_blocking(fd, True)
         os.write(fd, payload)
@@ -62,165 +271,88 @@ def _write_when_read(path: pathlib.Path, payload: bytes) -> None:
         os.close(fd)
 
 
-def test_secrets_reach_the_exec_d_command_and_the_fifo_is_removed(fifo: pathlib.Path) -> None:
-    """The command sees the secrets, runs as the launcher's own pid, and the FIFO is gone."""
-    canary = "sk-ant-LAUNCH-CANARY-0123456789"
-    env = {**os.environ, "ANTHROPIC_API_KEY": "inherited-value", "KEEP": "kept"}
-    proc = _launch(
-        "--secrets",
-        str(fifo),
-        "--",
-        sys.executable,
-        "-c",
-        PROBE,
-        "ANTHROPIC_API_KEY",
-        "DB_PASSWORD",
-        "KEEP",
-        env=env,
-    )
-    _write_when_read(
-        fifo, json.dumps({"ANTHROPIC_API_KEY": canary, "DB_PASSWORD": "hunter2"}).encode()
-    )
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    pid_line, env_line = out.splitlines()
-    assert int(pid_line) == proc.pid  # exec'd: the agent IS the pane's process
-    # The FIFO's secrets override the inherited value; other variables pass through.
-    assert json.loads(env_line) == {
-        "ANTHROPIC_API_KEY": canary,
-        "DB_PASSWORD": "hunter2",
-        "KEEP": "kept",
+class BadSpec(NamedTuple):
+    test_id: str
+    payload: bytes
+
+
+def _spec(**changes: object) -> bytes:
+    spec: dict[str, object] = {
+        "v": 1,
+        "argv": ["touch", "{marker}"],
+        "exe": "/usr/bin/touch",
+        "cwd": "/",
+        "env": {},
+        "status": None,
     }
-    assert not fifo.exists()
-    assert canary not in err
+    spec.update(changes)
+    return json.dumps(spec).encode()
 
 
-def test_exit_status_is_the_command_s(fifo: pathlib.Path) -> None:
-    """Exec means the launcher's exit status is the agent's."""
-    proc = _launch("--secrets", str(fifo), "--", sys.executable, "-c", PROBE)
-    _write_when_read(fifo, json.dumps({"EXIT_WITH": "7"}).encode())
-    proc.communicate(timeout=20)
-    assert proc.returncode == 7
-    assert not fifo.exists()
+BAD_SPECS = [
+    BadSpec("not-json", b"{not json"),
+    BadSpec("empty", b""),
+    BadSpec("a-list", b'["touch", "x"]'),
+    BadSpec("wrong-version", _spec(v=2)),
+    BadSpec("argv-empty", _spec(argv=[])),
+    BadSpec("argv-not-strings", _spec(argv=["touch", 1])),
+    BadSpec("env-not-strings", _spec(env={"A": None})),
+    BadSpec("cwd-missing", _spec(cwd=None)),
+    BadSpec("status-not-a-string", _spec(status=5)),
+]
 
 
-def test_without_secrets_and_without_double_dash() -> None:
-    """No ``--secrets``: the command runs with the launcher's environment; ``--`` is optional."""
-    env = {**os.environ, "MODE": "review"}
-    for args in (["--"], []):
-        proc = _launch(*args, sys.executable, "-c", PROBE, "MODE", env=env)
-        out, _ = proc.communicate(timeout=20)
-        assert proc.returncode == 0
-        assert json.loads(out.splitlines()[1]) == {"MODE": "review"}
-
-
-def test_empty_payload_starts_the_command(fifo: pathlib.Path) -> None:
-    """A writer that sends nothing means no secrets, not a failure."""
-    proc = _launch("--secrets", str(fifo), sys.executable, "-c", PROBE, "X")
-    _write_when_read(fifo, b"")
-    out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0
-    assert json.loads(out.splitlines()[1]) == {"X": None}
-    assert not fifo.exists()
-
-
-def test_missing_command_exits_127(fifo: pathlib.Path) -> None:
-    """A command that does not exist: exit 127 with a message; the FIFO is still removed."""
-    proc = _launch("--secrets", str(fifo), "--", "definitely-not-a-command-xyz")
-    _write_when_read(fifo, json.dumps({"API_KEY": "sk-ant-never-shown-123456"}).encode())
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == launch.EXIT_NOT_FOUND == 127
-    assert "command not found: definitely-not-a-command-xyz" in err
-    assert "sk-ant-never-shown" not in err
-    assert "Traceback" not in err
-    assert not fifo.exists()
-
-
-def test_missing_command_without_secrets_exits_127() -> None:
-    proc = _launch("--", "/nonexistent/dir/agent")
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 127
-    assert "command not found" in err
-
-
-def test_unexecutable_file_exits_126(tmp_path: pathlib.Path) -> None:
-    """A file that is not executable: exit 126 (cannot run), like a shell."""
-    script = tmp_path / "agent.sh"
-    script.write_text("#!/bin/sh\necho hi\n")
-    script.chmod(0o644)
-    proc = _launch("--", str(script))
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == launch.EXIT_CANNOT_EXEC == 126
-    assert "cannot run" in err
-
-
-def test_no_command_exits_2() -> None:
-    for args in ([], ["--"], ["--secrets", "/nonexistent.fifo"]):
-        proc = _launch(*args)
-        _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 2, args
-        assert "no command given" in err
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [b'["not", "a", "map"]', b'{"KEY": 1}', b"{not json", b'{"A": "x", "B": null}'],
-    ids=["list", "non-string-value", "bad-json", "null-value"],
-)
-def test_bad_payload_does_not_start_the_command(
-    fifo: pathlib.Path, tmp_path: pathlib.Path, payload: bytes
+@pytest.mark.parametrize("case", BAD_SPECS, ids=lambda c: c.test_id)
+def test_a_bad_spec_runs_nothing(
+    tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]], case: BadSpec
 ) -> None:
-    """A malformed secret payload: exit 1, the agent never runs, nothing leaks to stderr."""
+    """Exit 125 with one message; the command is never run; the FIFO is gone."""
     marker = tmp_path / "ran"
-    proc = _launch(
-        "--secrets",
-        str(fifo),
-        "--",
-        sys.executable,
-        "-c",
-        f"open({str(marker)!r}, 'w').close()",
-    )
-    _write_when_read(fifo, payload)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 1
-    assert "could not read secrets" in err
+    fifo = tmp_path / "spec.fifo"
+    os.mkfifo(fifo, 0o600)
+    proc = _launcher(launchers, fifo)
+    _write_raw(fifo, case.payload.replace(b"{marker}", str(marker).encode()))
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 125, err
+    assert "could not read the launch spec" in err
     assert "Traceback" not in err
     assert not marker.exists()
     assert not fifo.exists()
 
 
-def test_missing_fifo_fails_cleanly(tmp_path: pathlib.Path) -> None:
-    """A FIFO that is not there: exit 1 and the command is not run."""
-    proc = _launch("--secrets", str(tmp_path / "gone.fifo"), "--", "true")
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 1
-    assert "could not read secrets: FileNotFoundError" in err
+def test_a_good_raw_spec_runs_its_command(
+    tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]]
+) -> None:
+    """The oracle of the test above: the same spec, well formed, does run."""
+    marker = tmp_path / "ran"
+    fifo = tmp_path / "spec.fifo"
+    os.mkfifo(fifo, 0o600)
+    proc = _launcher(launchers, fifo)
+    _write_raw(fifo, _spec().replace(b"{marker}", str(marker).encode()))
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert marker.exists()
 
 
-def test_gives_up_when_no_writer_comes(fifo: pathlib.Path) -> None:
-    """A writer that never opens the FIFO: the launcher times out instead of hanging."""
-    code = (
-        "import importlib.util as u, sys; spec = u.spec_from_file_location('l', sys.argv[1]); "
-        "launch = u.module_from_spec(spec); spec.loader.exec_module(launch); "
-        "launch.FIFO_WAIT_SECONDS = 1; sys.exit(launch.main(sys.argv[2:]))"
-    )
+def test_usage() -> None:
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            code,
-            LAUNCHER,
-            "--secrets",
-            str(fifo),
-            "--",
-            "true",
-        ],
+        [sys.executable, "-I", "-m", "amux_tmux.launch"],
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=15,
         check=False,
     )
-    assert proc.returncode == 1
-    assert "could not read secrets: TimeoutError" in proc.stderr
+    assert proc.returncode == 2
+    assert "usage" in proc.stderr
+
+
+def test_a_large_spec_goes_through(
+    run_dir: pathlib.Path, tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]]
+) -> None:
+    """A spec far past a pipe's buffer (a big environment) arrives whole."""
+    env = {"LANG": "C.UTF-8", **{f"V{i}": "x" * 1000 for i in range(1000)}}
+    with launch.Handoff(run_dir, "large") as handoff:
+        proc = _launcher(launchers, handoff.spec_path)
+        handoff.send(_probe(), sys.executable, str(tmp_path), env, timeout=15)
+    out, _ = proc.communicate(timeout=15)
+    assert json.loads(out)["env"] == {**env, **PANE_ENV}
