@@ -107,7 +107,10 @@ class Outcome:
     def to_dict(self) -> dict[str, object]:
         """Return plain data for ``--json``."""
         data = self.action.to_dict()
-        data["result"] = "done" if self.done else ("skipped" if not self.detail else "failed")
+        if self.action.kind is Kind.REPORT:
+            data["result"] = "reported"  # nothing is ever done for a report
+        else:
+            data["result"] = "done" if self.done else ("skipped" if not self.detail else "failed")
         if self.detail:
             data["detail"] = self.detail
         return data
@@ -155,10 +158,14 @@ def owner_of(pane: LivePane, store_id: str | None) -> str | None:
 def match(
     records: Iterable[Session], live: Mapping[str, LivePane], store_id: str | None
 ) -> dict[str, LivePane]:
-    """Return ``{record id: its live pane}`` for records whose owned session is live."""
+    """Return ``{record id: its live pane}`` for records whose owned session is live.
+
+    A record's session is ``amux-<id>``, the only name :func:`owner_of` accepts, whatever
+    a hand edit left in its ``tmux_session``.
+    """
     matched: dict[str, LivePane] = {}
     for record in records:
-        pane = live.get(record.tmux_session) if record.tmux_session else None
+        pane = live.get(SESSION_PREFIX + record.id)
         if pane is not None and owner_of(pane, store_id) == record.id:
             matched[record.id] = pane
     return matched
@@ -236,6 +243,10 @@ def judge(
         actions.append(
             act(Kind.MARK_FAILED, f"{status.value} for longer than the grace period", code)
         )
+        if pane is not None and not pane.pane_dead and not policy.remove:
+            actions.append(
+                act(Kind.REPORT, "its start never finished, but its session still runs")
+            )
         return actions
     if pane is None:
         if is_alive(record, facts):
@@ -247,25 +258,41 @@ def judge(
         if status is Status.ORPHANED:
             return []
         return [act(Kind.MARK_ORPHANED, "tmux session is gone")]
-    if exited:
-        kill = [act(Kind.KILL_SESSION, "tidy the dead pane")] if policy.remove else []
+    # A user who split or swapped panes puts another pane first in the listing; while
+    # the recorded agent still runs, that pane says nothing about it.
+    elsewhere = (
+        record.pid is not None
+        and pane.pane_pid is not None
+        and pane.pane_pid != record.pid
+        and is_alive(record, facts)
+    )
+    if exited and not elsewhere:
         code, signal = pane.pane_dead_status, pane.pane_dead_signal
-        if code == 0:
-            return [act(Kind.MARK_COMPLETED, "agent exited with status 0", 0), *kill]
-        if code is not None:
-            return [act(Kind.MARK_FAILED, f"agent exited with status {code}", code), *kill]
-        if signal is not None:
-            return [act(Kind.MARK_FAILED, f"agent was killed by signal {signal}"), *kill]
         if (
-            pane.pane_dead_time is None
+            code is None
+            and signal is None
+            and pane.pane_dead_time is None
             and facts.create_time is not None
             and not _pid_reused(record, facts)
         ):
             # tmux marks a pane dead when its pty closes, a moment before it reaps the
             # agent and learns how it ended; the next look will know.
             return []
+        if status is Status.STOPPING:
+            # Someone asked for this stop; it ends as the stop would have ended it.
+            return [
+                act(Kind.KILL_SESSION, "finish an interrupted stop"),
+                act(Kind.MARK_STOPPED, "finish an interrupted stop", code),
+            ]
+        kill = [act(Kind.KILL_SESSION, "tidy the dead pane")] if policy.remove else []
+        if code == 0:
+            return [act(Kind.MARK_COMPLETED, "agent exited with status 0", 0), *kill]
+        if code is not None:
+            return [act(Kind.MARK_FAILED, f"agent exited with status {code}", code), *kill]
+        if signal is not None:
+            return [act(Kind.MARK_FAILED, f"agent was killed by signal {signal}"), *kill]
         return [act(Kind.MARK_FAILED, "agent ended; tmux did not report how"), *kill]
-    stale = _not_our_process(record, pane, facts)
+    stale = "" if elsewhere else _not_our_process(record, pane, facts)
     if stale:
         if policy.remove:
             return [act(Kind.REMOVE_RECORD, stale)]
@@ -319,9 +346,12 @@ def plan(
 
     Pure: no I/O. ``live`` maps session name to its first pane, as one listing saw it;
     ``facts`` maps a recorded pid to what the system says of it now; ``protected`` holds
-    the ids of records that cannot be read (their sessions are never touched).
+    the ids of records that cannot be read (or have a quarantined copy): no action ever
+    names them, readable record or not, until a person fixes or removes the file.
     """
     known_facts = facts or {}
+    shielded = frozenset(protected)
+    records = [r for r in records if r.id not in shielded]
     matched = match(records, live, store_id)
     actions: list[Action] = []
     for record in records:
@@ -331,7 +361,7 @@ def plan(
     # A record this plan removes no longer owns its session, which would otherwise be
     # found ownerless (and killed) only by the next run.
     removed = {a.session_id for a in actions if a.kind is Kind.REMOVE_RECORD}
-    known = ({record.id for record in records} - removed) | set(protected)
+    known = ({record.id for record in records} - removed) | shielded
     for pane in live.values():
         actions.extend(judge_session(pane, store_id, known, now, policy))
     return actions
