@@ -364,12 +364,15 @@ class Session:
         if not isinstance(data, dict):
             raise ValueError(f"record is a {type(data).__name__}, not a mapping")
         kwargs: dict[str, Any] = {}
-        extra = {key: value for key, value in data.items() if key not in _FIELD_SET}
+        extra: dict[Any, Any] = {}
+        for key, value in data.items():
+            check = _CHECKS.get(key)
+            if check is None:
+                extra[key] = value
+            else:
+                kwargs[key] = check(key, value)
         if extra:
             kwargs["extra"] = extra
-        for field, check in _CHECKS.items():
-            if field in data:
-                kwargs[field] = check(field, data[field])
         for required in ("id", "status", "created_at", "updated_at"):
             if kwargs.get(required) is None:
                 raise ValueError(f"missing field {required!r}")
@@ -388,6 +391,8 @@ _FIELD_SET = frozenset(_FIELD_NAMES) - {"extra"}
 # is clear the value is coerced; where YAML may have changed it (`1.10` is the float 1.1,
 # `yes` the program is True) the message asks for quotes instead of guessing.
 _INT_TEXT = re.compile(r"[-+]?[0-9]{1,19}")
+# What format_time writes: a time already in this form is kept as it is.
+_CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
 _FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _QUOTE_HINT = "put the value in quotes"
 
@@ -422,6 +427,13 @@ def _req_str(field: str, value: object) -> str:
 def _time(field: str, value: object) -> str | None:
     if value is None:
         return None
+    if isinstance(value, str) and _CANONICAL_TIME.match(value):
+        try:
+            dt.datetime.fromisoformat(value)  # the day must exist
+        except ValueError:
+            pass  # and the message below says so
+        else:
+            return value
     # An unquoted timestamp reaches us as a datetime, a bare 2026-11-24 as a date.
     if isinstance(value, dt.datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
@@ -533,6 +545,8 @@ def _environment(field: str, value: object) -> dict[str, str]:
         return {name: item for name, _, item in (entry.partition("=") for entry in value)}
     if not isinstance(value, dict):
         raise ValueError(f"{field} must map names to values, got {_kind(value)}")
+    if all(type(k) is str and type(v) is str for k, v in value.items()):
+        return dict(value)
     result: dict[str, str] = {}
     for name, item in value.items():
         if not isinstance(name, str):

@@ -3,7 +3,7 @@
 
 Usage::
 
-    scripts/bench.py store       [--sizes 1000,10000] [--repeat 7]
+    scripts/bench.py store       [--sizes 1000,10000] [--big] [--repeat 7]
     scripts/bench.py lifecycle   [--count 30] [--records 1000]
     scripts/bench.py reconcile   [--records 500]
     scripts/bench.py all
@@ -19,6 +19,7 @@ import argparse
 import compileall
 import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,7 +40,7 @@ import yaml  # noqa: E402
 from amux_tmux.manager import Manager, StartSpec  # noqa: E402
 from amux_tmux.model import Session, Status, format_time, generate_id  # noqa: E402
 from amux_tmux.procs import create_time  # noqa: E402
-from amux_tmux.store import FileStore, codec  # noqa: E402
+from amux_tmux.store import FileStore, Query, codec  # noqa: E402
 from amux_tmux.tmux import socket_path_for  # noqa: E402
 
 try:
@@ -178,22 +180,109 @@ def cli_ms(args: list[str], repeat: int) -> float:
 # --- store ---------------------------------------------------------------------------
 
 
+HAND_WRITTEN = """\
+# started by hand for the nightly review
+id: {sid}
+name: review-{n}        # who asked: Kim
+agent_id: claude
+workspace_id: "ws-bench"
+status: running
+tmux_socket: /tmp/tmux-1000/amux
+tmux_session: amux-{sid}
+tmux_session_id: "$3"
+pane_id: '%3'
+pid: {pid}
+pid_create_time: 1732420800.12
+command: [claude, --dangerously-skip-permissions, "fix the tests"]
+cwd: /home/me/project
+environment: {{ANTHROPIC_API_KEY: "***", NODE_ENV: production, DEBUG: 1}}
+created_at: 2026-11-24T10:{minute:02d}:{second:02d}Z
+updated_at: 2026-11-24T11:00:00Z
+revision: 3
+notes: restarted twice; keep an eye on memory
+"""
+
+
+def write_records(directory: Path, ids: list[str], style: str) -> None:
+    """Write ``ids`` as the project writes records, or as a person would by hand."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for n, sid in enumerate(ids):
+        if style == "project":
+            data = codec.encode(fake_record(sid, name=f"review-{n}").to_dict())
+        else:
+            minute, second = n // 60 % 60, n % 60
+            text = HAND_WRITTEN.format(sid=sid, n=n, pid=1000 + n, minute=minute, second=second)
+            data = text.encode()
+        (directory / f"session-{sid}.yaml").write_bytes(data)
+
+
+def peak_mib(fn: Callable[[], object]) -> float:
+    """Peak Python heap (tracemalloc) while ``fn`` runs and its result is alive, in MiB."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak / 2**20
+
+
+def our_list(root: Path, query: Query | None = None) -> list[dict[str, object]]:
+    """What `ls --json` needs: a new store (a new process), the records as plain data."""
+    return [s.to_dict() for s in FileStore(root).list(query).sessions]
+
+
+def floor_list(directory: Path, limit: int | None = None) -> list[object]:
+    """The floor: scandir, read each file, CSafeLoader (no sort, filter or checks)."""
+    return raw_list(directory)[:limit]
+
+
 def bench_store(sizes: list[int], repeat: int) -> None:
-    print("store: list (cold = new FileStore, warm = cached) and durable single writes")
+    print(
+        "store: `list` (a new FileStore each time, records as dicts) against the floor\n"
+        "  (scandir + read + CSafeLoader per file); cold = no index, warm = index present.\n"
+        "  goals: hand 1k cold <= 1.2x; 100k warm full <= 0.3x; 100k warm limit 20 <= 0.1x;\n"
+        "  peak memory <= the floor's"
+    )
     for size in sizes:
-        with sandbox() as (root, _socket):
-            store = FileStore(root)
-            populate(store, [fake_record(sid) for sid in new_ids(size)])
-            directory = store.sessions_dir
-            raw_list(directory)  # warm the page cache for both sides
-            floor = median_ms(lambda d=directory: raw_list(d), repeat)  # type: ignore[misc]
-            cold = median_ms(lambda r=root: FileStore(r).list(), repeat)  # type: ignore[misc]
-            warm_store = FileStore(root)
-            warm_store.list()
-            warm = median_ms(warm_store.list, repeat)
-            assert len(FileStore(root).list()) == size
-            row(f"list {size:>6} records, cold", cold, floor, "goal <= 1.5x")
-            row(f"list {size:>6} records, warm cache", warm, floor)
+        ids = new_ids(size)
+        runs = repeat if size < 50_000 else min(repeat, 2)
+        for style in ("project", "hand"):
+            with sandbox() as (root, _socket):
+                store = FileStore(root)
+                store.ensure_dirs()
+                write_records(store.sessions_dir, ids, style)
+                time.sleep(0.2)  # past the racy window, as real records are
+                directory = store.sessions_dir
+                raw_list(directory)  # warm the page cache for both sides
+                floor = median_ms(lambda d=directory: floor_list(d), runs)  # type: ignore[misc]
+                floor_mem = peak_mib(lambda d=directory: floor_list(d))  # type: ignore[misc]
+                assert len(our_list(root)) == size, "a record was not read"
+                cases = {
+                    "full": None,
+                    "limit 20": Query(limit=20),
+                }
+                for what, query in cases.items():
+
+                    def cold(r: Path = root, q: Query | None = query) -> object:
+                        FileStore(r).index_path.unlink(missing_ok=True)
+                        return our_list(r, q)
+
+                    def warm(r: Path = root, q: Query | None = query) -> object:
+                        return our_list(r, q)
+
+                    label = f"{style:>7} {size:>6} {what:<8}"
+                    cold_ms = median_ms(cold, runs)
+                    row(f"{label} cold", cold_ms, floor)
+                    warm(root, query)
+                    warm_ms = median_ms(warm, runs)
+                    row(f"{label} warm", warm_ms, floor)
+                    mem_cold = peak_mib(cold)
+                    mem_warm = peak_mib(warm)
+                    row(f"{label} cold, peak heap", mem_cold, floor_mem, unit="MiB")
+                    row(f"{label} warm, peak heap", mem_warm, floor_mem, unit="MiB")
 
     with sandbox() as (root, _socket):
         store = FileStore(root)
@@ -351,6 +440,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["store", "lifecycle", "reconcile", "all"])
     parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument(
+        "--big", action="store_true", help="store: add 100,000 records (minutes, ~2 GB disk)"
+    )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--count", type=int, default=30, help="lifecycle start/stop rounds")
     parser.add_argument("--records", type=int, default=0, help="records for lifecycle/reconcile")
@@ -362,7 +454,8 @@ def main() -> None:
     # PYTHONDONTWRITEBYTECODE=1 would otherwise pay ~25 ms per CLI run compiling it.
     compileall.compile_dir(REPO / "amux_tmux", quiet=1)
     if args.what in ("store", "all"):
-        bench_store([int(s) for s in args.sizes.split(",")], args.repeat)
+        sizes = [int(s) for s in args.sizes.split(",")] + ([100_000] if args.big else [])
+        bench_store(sizes, args.repeat)
     if args.what in ("lifecycle", "all"):
         bench_lifecycle(args.count, args.records or 1000, args.repeat)
     if args.what in ("reconcile", "all"):

@@ -32,7 +32,7 @@ from typing import Any
 _ODD_CHARS = re.compile(
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
-_TOP_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?= |\Z)")
+_TOP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 # Inside a plain scalar these make YAML see more than one plain scalar.
 _UNSAFE = re.compile(r": |:\Z| #|\A |  *\Z")
 # First characters a plain scalar may not start with (indicators).
@@ -158,49 +158,42 @@ class _Lines:
         self.count = len(lines)
         self.i = 1 if lines and lines[0] == "---" else 0
 
-    def next_content(self) -> str | None:
-        """Skip blank and comment lines; return the next other line (not consumed)."""
+    def next_content(self, comments: int) -> str | None:
+        """Skip blank lines and comments; return the next other line (not consumed).
+
+        A comment indented deeper than ``comments`` might continue the scalar before
+        it, which is YAML's call to make.
+        """
         while self.i < self.count:
             line = self.lines[self.i]
-            if not _blank(line):
-                return line
+            stripped = line.lstrip(" ")
+            if stripped:
+                if stripped[0] != "#":
+                    return line
+                if len(line) - len(stripped) > comments:
+                    raise _Decline
             self.i += 1
         return None
 
-    def end_of_scalar(self, indent: int) -> None:
-        """After a one-line value: a following line indented deeper would continue it."""
-        j = self.i
-        while j < self.count:
-            line = self.lines[j]
-            if line.strip(" "):
-                if line[: indent + 1].strip(" ") == "" and len(line) > indent:
-                    raise _Decline  # deeper: a continuation line, or a comment we skip
-                return
-            j += 1
-
     def document(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        while (line := self.next_content()) is not None:
-            match = _TOP_KEY.match(line)
-            if match is None:
+        while (line := self.next_content(0)) is not None:
+            colon = line.find(":")
+            key = line[:colon]
+            if colon < 1 or (key not in _good_keys and not _good_key(key)):
                 raise _Decline
-            key = match.group(1)
-            if key in _BOOLS or key in _NULLS or key in data:
-                raise _Decline  # typed keys; YAML keeps the last of duplicates
+            if key in data or line[colon + 1 : colon + 2] not in ("", " "):
+                raise _Decline  # YAML keeps the last of duplicates; "a:b" is one scalar
             self.i += 1
-            value = _inline(line[match.end() :], flow=True)
-            if value is _NOTHING:
-                value = self.block()
-            else:
-                self.end_of_scalar(0)
-            data[key] = value
+            value = _inline(line[colon + 1 :], flow=True)
+            data[key] = self.block() if value is _NOTHING else value
         if not data:
             raise _Decline  # a document of comments is null to YAML
         return data
 
     def block(self) -> Any:
         """Read the collection under a ``key:`` line, or ``None`` if there is none."""
-        line = self.next_content()
+        line = self.next_content(2)
         if line is None or line[0] not in " -":
             return None
         if line[0] == "-":
@@ -214,14 +207,13 @@ class _Lines:
     def sequence(self, prefix: str) -> list[Any]:
         items: list[Any] = []
         indent = len(prefix) - 2
-        while (line := self.next_content()) is not None and line.startswith(prefix[:-1]):
+        while (line := self.next_content(indent)) is not None and line.startswith(prefix[:-1]):
             if not line.startswith(prefix):
                 raise _Decline  # "-" alone, "-x" or a deeper "-"
             self.i += 1
             value = _inline(line[len(prefix) - 1 :], flow=False)
             if value is _NOTHING:
                 raise _Decline
-            self.end_of_scalar(indent)
             items.append(value)
         if line is not None and line[0] in " -":
             raise _Decline  # an item at another indent
@@ -229,7 +221,7 @@ class _Lines:
 
     def mapping(self) -> dict[Any, Any]:
         mapping: dict[Any, Any] = {}
-        while (line := self.next_content()) is not None and line.startswith("  "):
+        while (line := self.next_content(2)) is not None and line.startswith("  "):
             if line[2] in " -":
                 raise _Decline
             key, rest = _nested_key(line)
@@ -237,13 +229,22 @@ class _Lines:
                 raise _Decline
             self.i += 1
             value = _inline(rest, flow=False)
-            if value is _NOTHING:
-                value = None
-            self.end_of_scalar(2)
-            mapping[key] = value
+            mapping[key] = None if value is _NOTHING else value
         if line is not None and line[0] == " ":
             raise _Decline
         return mapping
+
+
+def _good_key(key: str) -> bool:
+    """Whether a top-level key is a plain string to YAML (remembered: records share keys)."""
+    if _TOP_KEY.match(key) is None or key in _BOOLS or key in _NULLS:
+        return False
+    if len(_good_keys) < 256:
+        _good_keys.add(key)
+    return True
+
+
+_good_keys: set[str] = set()
 
 
 def _nested_key(line: str) -> tuple[Any, str]:
