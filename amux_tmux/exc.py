@@ -109,6 +109,43 @@ class RecordTooLarge(UsageError):
         self.limit = limit
 
 
+class ConfigError(UsageError):
+    """A configuration file cannot be used; the message names its file, line and key.
+
+    Rendered as ``FILE:LINE: KEY: WHY`` (line and key left out when they do not apply).
+    """
+
+    def __init__(
+        self, path: str, why: str, *, line: int | None = None, key: str | None = None
+    ) -> None:
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {key}: {why}" if key else f"{where}: {why}")
+        self.path = path
+        self.why = why
+        self.line = line
+        self.key = key
+
+
+class UnknownAgent(UsageError):
+    """``start AGENT`` names no agent profile."""
+
+    def __init__(self, name: str, known: Sequence[str], *, suggestion: str | None = None) -> None:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        if not known:
+            message = (
+                f"unknown agent {shown!r}: no agent profiles are defined; add one under "
+                "'agents:' in .amux/config.yaml or ~/.config/amux-tmux/config.yaml"
+            )
+        else:
+            names = sorted(known)
+            listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+            hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+            message = f"unknown agent {shown!r}{hint}; known agents: {listed}"
+        super().__init__(message)
+        self.name = name
+        self.known = tuple(sorted(known))
+
+
 # --- not found (exit 3) ---------------------------------------------------------------
 
 
