@@ -205,8 +205,15 @@ class SessionStartFailed(AmuxError):
         self.session_id = session_id
 
 
-class AttachError(AmuxError):
-    """Attaching is impossible from here (e.g. inside another tmux server)."""
+class SessionEnded(AmuxError):
+    """The session's agent is not running, so it cannot take input or be attached."""
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(
+            f"session {session_id} is not running (status {status}); "
+            f"'amux-tmux restart {session_id}' runs it again"
+        )
+        self.session_id = session_id
 
 
 # --- tmux unavailable (exit 5) --------------------------------------------------------
