@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -55,14 +56,22 @@ def plain(text: str) -> str:
 def read(path: Path, lines: int | None = None, raw: bool = False) -> str | None:
     """Return the log's text (its last ``lines`` lines), or ``None`` if there is no log."""
     parts = []
-    for candidate in (path.with_name(path.name + ".1"), path):
+    for candidate in (_rotated(path), path):
         try:
             parts.append(_read_file(candidate))
         except FileNotFoundError:
             continue
     if not parts:
         return None
-    data = b"".join(parts)
+    return "".join(row + "\n" for row in _last_rows(b"".join(parts), lines, raw))
+
+
+def _rotated(path: Path) -> Path:
+    return path.with_name(path.name + ".1")
+
+
+def _last_rows(data: bytes, lines: int | None, raw: bool) -> list[str]:
+    """Return the rows of ``data`` (its last ``lines``), plain unless ``raw``."""
     text = data.decode("utf-8", "replace")
     if not raw:
         text = plain(text)
@@ -74,18 +83,37 @@ def read(path: Path, lines: int | None = None, raw: bool = False) -> str | None:
             rows.pop()
     if lines is not None:
         rows = rows[-lines:] if lines > 0 else []
-    return "".join(row + "\n" for row in rows)
+    return rows
 
 
 def _read_file(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = _open_log(path)
+    if fd is None:
+        return b""
     try:
-        chunks = []
-        while chunk := os.read(fd, _CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return _read_to_end(fd)
     finally:
         os.close(fd)
+
+
+def _open_log(path: Path) -> int | None:
+    """Open a log for reading: never through a symlink, never blocking; ``None`` if it
+    is not a regular file (a FIFO planted there must not hang ``logs``).
+
+    Raises FileNotFoundError if there is nothing there.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, _CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def follow(
@@ -99,44 +127,68 @@ def follow(
 ) -> None:
     """Emit the log's last ``lines`` lines, then what is added, until ``ended()``.
 
-    A rotation (the file replaced by a new one) is followed; ``ended`` is asked about
-    once a second at most, when nothing new came.
+    Lines are emitted whole, once they end (the last one also when the session ends).
+    A rotation is followed: what the old file got before it was renamed is read to its
+    end through the still-open descriptor, then the new file from its start. ``ended``
+    is asked about once a second at most, when nothing new came.
     """
-    start = read(path, lines, raw) or ""
-    for row in start.splitlines():
-        emit(row)
-    position, inode = _size_and_inode(path)
-    pending = ""
-    last_check = 0.0
-    while True:
-        now_size, now_inode = _size_and_inode(path)
-        if now_inode != inode:
-            position, inode = 0, now_inode  # rotated: the new file starts empty
-        if now_size > position:
-            with open(path, "rb") as f:
-                f.seek(position)
-                data = f.read(now_size - position)
-            position += len(data)
-            text = pending + data.decode("utf-8", "replace")
-            *done, pending = text.split("\n")
-            for row in done:
-                emit(row if raw else plain(row))
-            continue
-        if time.monotonic() - last_check >= 1.0:
-            last_check = time.monotonic()
-            if ended():
-                if pending:
-                    emit(pending if raw else plain(pending))
-                return
-        time.sleep(interval)
-
-
-def _size_and_inode(path: Path) -> tuple[int, int | None]:
+    fd = _try_open(path)
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return 0, None
-    return st.st_size, st.st_ino
+        data = _try_read(_rotated(path)) + (_read_to_end(fd) if fd is not None else b"")
+        done, _, pending = data.rpartition(b"\n")
+        for row in _last_rows(done + b"\n" if done else b"", lines, raw):
+            emit(row)
+        last_check = 0.0
+        while True:
+            fresh = _read_to_end(fd) if fd is not None else b""
+            if _inode(path) != (os.fstat(fd).st_ino if fd is not None else None):
+                if fd is not None:
+                    fresh += _read_to_end(fd)  # written before the rename
+                    os.close(fd)
+                fd = _try_open(path)
+                fresh += _read_to_end(fd) if fd is not None else b""
+            if fresh:
+                *complete, pending = (pending + fresh).split(b"\n")
+                for line in complete:
+                    emit(_row(line, raw))
+                continue
+            if time.monotonic() - last_check >= 1.0:
+                last_check = time.monotonic()
+                if ended():
+                    if pending:
+                        emit(_row(pending, raw))
+                    return
+            time.sleep(interval)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _row(data: bytes, raw: bool) -> str:
+    text = data.decode("utf-8", "replace")
+    return text if raw else plain(text)
+
+
+def _try_open(path: Path) -> int | None:
+    try:
+        return _open_log(path)
+    except OSError:
+        return None
+
+
+def _try_read(path: Path) -> bytes:
+    try:
+        return _read_file(path)
+    except OSError:
+        return b""
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_ino if stat.S_ISREG(st.st_mode) else None
 
 
 def write(path: str, max_bytes: int, source: int = 0) -> int:
