@@ -42,7 +42,8 @@ STORE_ID_FILE = "store-id"
 STORE_ID_BYTES = 8
 #: Written when the store is created, so `git status` in the project stays clean.
 GITIGNORE = "# made by amux-tmux: session records are local state\n*\n!.gitignore\n!config.yaml\n"
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+# O_NONBLOCK: a FIFO opens at once (and is then refused) instead of waiting for a writer.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 #: Fields a person can shorten when a new record is too large, and how.
 _SHORTEN = {
     "agent_id": "the agent label (--agent)",
@@ -263,6 +264,10 @@ class FileStore:
         if not self._check_real_dir(self.sessions_dir):
             raise exc.SessionNotFound(session_id)
         try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                # Never opened: a device may act on open, a socket cannot be opened.
+                raise _Bad(_not_regular(st.st_mode), hostile=True, inode=st.st_ino)
             session, _stamp = self._read(path, session_id)
         except FileNotFoundError:
             quarantined = [p for p in self._quarantined() if p.session_id == session_id]
@@ -290,14 +295,13 @@ class FileStore:
         except FileNotFoundError:
             raise
         except OSError as err:
-            if err.errno in (errno.ELOOP, errno.ENXIO):  # a symlink, a unix socket
-                raise _Bad(_not_regular(path), hostile=True) from None
+            if err.errno in (errno.ELOOP, errno.ENXIO):  # replaced by a link or a socket
+                raise _Bad("record is not a regular file", hostile=True) from None
             raise _Bad(f"cannot read it: {err.strerror or err}") from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                # O_NONBLOCK: a FIFO opened, and reading it would have waited forever.
-                raise _Bad(_not_regular(path), hostile=True, inode=st.st_ino)
+                raise _Bad(_not_regular(st.st_mode), hostile=True, inode=st.st_ino)
             if st.st_size > codec.MAX_RECORD_BYTES:
                 raise _Bad(
                     f"file is {st.st_size} bytes, over the {codec.MAX_RECORD_BYTES} byte limit",
@@ -391,12 +395,9 @@ class FileStore:
         """
         if not self._check_real_dir(self.amux_dir) or not self._check_real_dir(self.sessions_dir):
             return [], {}
-        old = self._load_index()
-        entries: _Entries = []
-        fresh: dict[str, Session] = {}
-        changed = False
         with os.scandir(self.sessions_dir) as scan:
             found = [(e.name, e) for e in scan]
+        records = []
         for name, dir_entry in found:
             if not (name.startswith(RECORD_PREFIX) and name.endswith(RECORD_SUFFIX)):
                 continue  # temp files, editor backups, anything not ours
@@ -413,9 +414,17 @@ class FileStore:
                 problems.append(Problem(str(path), f"cannot stat it: {err.strerror}", session_id))
                 continue
             if not stat.S_ISREG(st.st_mode):
-                # Never opened: a device could act on open, a socket cannot be opened.
-                problems.append(self._quarantine(path, session_id, _not_regular(path)))
+                # Never opened: a device may act on open, a socket cannot be opened.
+                why = _not_regular(st.st_mode)
+                problems.append(self._quarantine(path, session_id, why, st.st_ino))
                 continue
+            records.append((session_id, path, st))
+        # An index many times the records' size is not ours to read into memory.
+        old = self._load_index(2**20 + sum(8 * st.st_size + 256 for _, _, st in records))
+        entries: _Entries = []
+        fresh: dict[str, Session] = {}
+        changed = False
+        for session_id, path, st in records:
             cached = old.get(session_id)
             if cached is not None and cached.stamp == idx.stamp_of(st):
                 entries.append(cached)
@@ -447,10 +456,12 @@ class FileStore:
         entry = idx.Entry.of(session, stamp if trusted else (-1, -1, -1, -1), row)
         return entry, session
 
-    def _load_index(self) -> dict[str, idx.Entry]:
+    def _load_index(self, max_size: int) -> dict[str, idx.Entry]:
         try:
             st = os.lstat(self.index_path)
         except OSError:
+            return {}
+        if st.st_size > max_size:
             return {}
         stamp = idx.stamp_of(st)
         if stamp != self._entries_stamp:
@@ -495,9 +506,9 @@ class FileStore:
                     # Replaced by a writer since we read it; the next read decides.
                     return Problem(str(path), "changed while being read", session_id)
                 stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-                target = (
-                    self.quarantine_dir / f"{path.name}.{stamp}.{st.st_ino}{QUARANTINE_SUFFIX}"
-                )
+                # The inode alone may repeat within a second (ext4 reuses them at once).
+                unique = f"{st.st_ino}-{os.urandom(3).hex()}"
+                target = self.quarantine_dir / f"{path.name}.{stamp}.{unique}{QUARANTINE_SUFFIX}"
                 os.replace(path, target)
                 atomic.fsync_dir(self.sessions_dir)
                 moved_to = str(target)
@@ -688,11 +699,7 @@ def _check_new_size(session: Session) -> None:
     )
 
 
-def _not_regular(path: Path) -> str:
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return "not a regular file"
+def _not_regular(mode: int) -> str:
     kind = (
         "a symbolic link"
         if stat.S_ISLNK(mode)

@@ -11,6 +11,7 @@ import fcntl
 import os
 import pathlib
 import socket
+import stat
 import subprocess
 from typing import NamedTuple
 
@@ -506,3 +507,28 @@ def test_traversal_targets_are_untouched(tmp_path: pathlib.Path, root: pathlib.P
                 call()  # type: ignore[operator]
     assert outside.read_bytes() == b"precious"
     assert sorted(os.listdir(tmp_path)) == ["project", "session-x.yaml"]
+
+
+def test_a_device_named_like_a_record_is_never_opened(
+    with_good: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = with_good.path_for("dev001")
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    opened: list[str] = []
+    real_open = os.open
+
+    def tracking(target: object, *args: object, **kwargs: object) -> int:
+        opened.append(str(target))
+        return real_open(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", tracking)
+    with pytest.raises(exc.CorruptRecord, match="a device"):
+        with_good.get("dev001")
+    listing = with_good.list()
+    monkeypatch.undo()
+    assert str(path) not in opened
+    assert [s.id for s in listing.sessions] == sorted(GOOD_IDS)
+    assert listing.problem_ids == {"dev001"}

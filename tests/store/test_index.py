@@ -218,6 +218,20 @@ def test_damaged_index_is_ignored_and_rebuilt(many: FileStore, case: Damage) -> 
         assert idx.load(many.index_path).keys() == {s.id for s in expected.sessions}
 
 
+def test_an_index_far_larger_than_the_records_is_not_read(
+    many: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = many.list()
+    with open(many.index_path, "r+b") as f:
+        f.truncate(10 * 2**30)  # sparse: 10 GiB that would all be read into memory
+    read: list[int] = []
+    real = idx._read_exactly
+    monkeypatch.setattr(idx, "_read_exactly", lambda fd, n: read.append(n) or real(fd, n))
+    assert FileStore(many.root).list() == expected
+    assert read == []
+    assert many.index_path.stat().st_size < 2**20  # replaced by a real one
+
+
 def _forge(path: pathlib.Path, change: object) -> None:
     """Edit the index as a person would, then make its checksum match again."""
     data = path.read_bytes()
