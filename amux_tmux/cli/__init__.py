@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NoReturn
@@ -97,10 +98,16 @@ def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
         help="print JSON",
     )  # fmt: skip
+    # Two options, not one `-v [LEVEL]`: an optional value would swallow the command
+    # name in `amux-tmux -v ls` ("invalid choice: 'ls'").
     parser.add_argument(
-        "-v", "--log-level", nargs="?", const="debug", default=default, metavar="LEVEL",
+        "-v", "--verbose", dest="log_level", action="store_const", const="debug",
+        default=default, help="log to stderr at debug level; secrets are redacted",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-level", dest="log_level", default=default, metavar="LEVEL",
         choices=["debug", "info", "warning", "error"],
-        help="log to stderr at LEVEL (default with -v: debug); secrets are redacted",
+        help="log to stderr at LEVEL; secrets are redacted",
     )  # fmt: skip
 
 
@@ -144,6 +151,22 @@ def _split_rest(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+def _take_extra_words(
+    parser: argparse.ArgumentParser, parsed: argparse.Namespace, extra: list[str]
+) -> None:
+    """Give words argparse left over to the command's word list, if it has one.
+
+    argparse fills a ``nargs="*"`` positional only from its first run of words, so in
+    ``send REF --no-enter some text`` the text is left over; a command that takes free
+    words names their attribute with ``set_defaults(extra_words=...)``. Anything that
+    looks like an option is still an error (literal text goes after ``--``).
+    """
+    attr = getattr(parsed, "extra_words", None)
+    if attr is None or any(w.startswith("-") and w != "-" for w in extra):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    setattr(parsed, attr, [*getattr(parsed, attr), *extra])
+
+
 def _check_utf8(argv: Sequence[str]) -> None:
     for i, arg in enumerate(argv, 1):
         try:
@@ -163,44 +186,62 @@ class _Redacting(logging.Filter):
         return True
 
 
-def _setup_logging(level: str | None, redact: Callable[[str], str]) -> None:
+def _setup_logging(level: str | None, redact: Callable[[str], str]) -> logging.Handler | None:
+    """Send the package's log to stderr at ``level``; return the handler to remove."""
     if not level:
-        return
+        return None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_Redacting(redact))
     log.addHandler(handler)
     log.setLevel(level.upper())
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
     redact = REDACT
     args_list = list(sys.argv[1:] if argv is None else argv)
+    began = time.monotonic()
+    handler: logging.Handler | None = None
+    code = exc.EXIT_FAILED
     try:
         _check_utf8(args_list)
         parser = create_parser()
         head, rest = _split_rest(args_list)
         if not head:
             parser.print_help()
-            return 0
-        parsed = parser.parse_args(head)
+            code = 0
+            return code
+        parsed, extra = parser.parse_known_args(head)
         if not hasattr(parsed, "run"):
+            if extra:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
             parser.print_help()
-            return 0
+            code = 0
+            return code
+        if extra:
+            _take_extra_words(parser, parsed, extra)
         parsed.rest = rest
-        _setup_logging(parsed.log_level, redact)
+        handler = _setup_logging(parsed.log_level, redact)
+        log.debug("%s %s (amux-tmux %s, python %s)", PROG, parsed.command_name, __version__,
+                  sys.version.split()[0])  # fmt: skip
         namespace = parsed.namespace(**vars(parsed))
-        return int(parsed.run(namespace))
+        code = int(parsed.run(namespace))
+        return code
     except exc.AmuxError as err:
+        log.debug("%s: %s", type(err).__name__, err)
         _fail(redact(str(err)))
-        return err.exit_code
+        code = err.exit_code
+        return code
     except KeyboardInterrupt:
-        return 130
+        code = 130
+        return code
     except BrokenPipeError:
         # `amux-tmux ls | head`: the reader left; nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        code = 0
+        return code
     except OSError as err:
         _fail(redact(f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")))
         return exc.EXIT_FAILED
@@ -209,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _fail(redact(f"internal error: {type(err).__name__}: {err} (AMUX_DEBUG=1 for details)"))
         return exc.EXIT_FAILED
+    finally:
+        if handler is not None:
+            log.debug("exit %d after %.0f ms", code, (time.monotonic() - began) * 1000)
+            log.removeHandler(handler)
+            log.setLevel(logging.NOTSET)
 
 
 def _fail(message: str) -> None:

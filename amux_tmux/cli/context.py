@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from amux_tmux.manager import AMUX_DIR, DEFAULT_SOCKET, Manager, open_manager
+
+log = logging.getLogger(__name__)
 
 
 class GlobalArgs(argparse.Namespace):
@@ -45,8 +48,8 @@ def user_config_path(environ: Mapping[str, str]) -> Path:
 
 def make_manager(args: GlobalArgs) -> Manager:
     """Build the manager for this invocation."""
-    return open_manager(
-        find_root(args.root, os.environ, Path.cwd()),
-        socket=socket_name(args, os.environ),
-        user_config=user_config_path(os.environ),
-    )
+    root = find_root(args.root, os.environ, Path.cwd())
+    socket = socket_name(args, os.environ)
+    manager = open_manager(root, socket=socket, user_config=user_config_path(os.environ))
+    log.debug("store %s, tmux socket %s", root / AMUX_DIR, manager.backend.socket_path)
+    return manager

@@ -139,8 +139,13 @@ def show_text(observed: Observed) -> str:
 
 
 def one_line(message: str) -> str:
-    """Collapse whitespace (and so newlines) into single spaces."""
-    return " ".join(message.split())
+    r"""Collapse whitespace (and so newlines) into single spaces; show other control
+    characters as escapes, so an argument or a file name cannot drive the terminal.
+
+    >>> one_line("no\n such\x1b[2J  ref")
+    'no such\\x1b[2J ref'
+    """
+    return printable(" ".join(message.split()))
 
 
 def warn(message: str) -> None:

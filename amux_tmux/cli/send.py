@@ -39,6 +39,7 @@ def create_send_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument(
         "text", nargs="*", help="text to send (words joined by spaces); - reads stdin"
     )
+    parser.set_defaults(extra_words="text")  # `send REF --no-enter some text`
     parser.add_argument("--file", help="send this file's text ('-' for stdin)")
     parser.add_argument("--no-enter", action="store_true", help="do not press Enter after it")
     parser.add_argument(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shlex
 from collections.abc import Mapping
 
 from amux_tmux import exc
@@ -11,6 +13,8 @@ from amux_tmux.cli import attach as attach_cmd
 from amux_tmux.cli.context import GlobalArgs, make_manager
 from amux_tmux.cli.output import REDACT, print_json, record_json
 from amux_tmux.manager import Observed, StartSpec
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = """examples:
   amux-tmux start claude                          # the 'claude' profile (.amux/config.yaml)
@@ -101,6 +105,9 @@ def command_start(args: StartArgs) -> int:
         caller_environment=caller,
     )
     session = manager.start(spec)
+    # The record's command and environment are masked already; the handler redacts too.
+    log.info("started %s in %s: %s", session.id, session.cwd, shlex.join(session.command))
+    log.debug("environment set: %s", " ".join(f"{k}={v}" for k, v in session.environment.items()))
     if args.json:
         print_json(record_json(Observed(session)))
     else:
