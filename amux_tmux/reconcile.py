@@ -433,11 +433,19 @@ def apply(actions: Sequence[Action], effects: Effects, policy: Policy) -> list[O
     todo = [a for a in actions if a.kind is not Kind.REPORT]
     if not todo:
         return [Outcome(a, False) for a in actions]
-    fresh = effects.list_live()
+    try:
+        fresh = effects.list_live()
+    except (exc.AmuxError, OSError) as err:
+        # Nothing was changed; a server that stopped answering fails its actions only.
+        why = f"tmux could not be asked again: {err}"
+        return [Outcome(a, False, "" if a.kind is Kind.REPORT else why) for a in actions]
     results: dict[int, Outcome] = {}
     tied = [a for a in todo if a.kind in SESSION_KINDS and _has_record(a, effects)]
-    ownerless = [a for a in todo if a.kind in SESSION_KINDS and a not in tied]
+    tied_ids = {id(a) for a in tied}
+    ownerless = [a for a in todo if a.kind in SESSION_KINDS and id(a) not in tied_ids]
     records = [a for a in todo if a.kind not in SESSION_KINDS]
+    # The session of a record this run removes: killed under that record's lock, first.
+    removals = {a.session_id: a for a in records if a.kind is Kind.REMOVE_RECORD}
     for start in range(0, max(len(tied), 1), MAX_LOCKS_HELD):
         chunk = tied[start : start + MAX_LOCKS_HELD]
         with contextlib.ExitStack() as held:
@@ -446,9 +454,14 @@ def apply(actions: Sequence[Action], effects: Effects, policy: Policy) -> list[O
                 try:
                     held.enter_context(effects.lock(action.session_id))
                     record = effects.get(action.session_id)
-                    _still_planned(action, record, fresh, effects, policy)
+                    removal = removals.get(action.session_id)
+                    if removal is not None and action.kind is Kind.KILL_SESSION:
+                        _still_planned(removal, record, fresh, effects, policy)
+                        _still_the_session(action, fresh, effects.store_id)
+                    else:
+                        _still_planned(action, record, fresh, effects, policy)
                     sessions.append(action)
-                except _Changed:
+                except (_Changed, exc.SessionNotFound):
                     results[id(action)] = Outcome(action, False)
                 except (exc.AmuxError, OSError) as err:
                     results[id(action)] = Outcome(action, False, str(err))
@@ -529,6 +542,19 @@ def _ownerless_still(
     return kept
 
 
+def _still_the_session(
+    action: Action, fresh: Mapping[str, LivePane], store_id: str | None
+) -> None:
+    """Raise :class:`_Changed` unless the fresh listing shows the same owned session."""
+    pane = fresh.get(action.tmux_session or "")
+    if (
+        pane is None
+        or pane.session_id != action.tmux_session_id
+        or owner_of(pane, store_id) != action.session_id
+    ):
+        raise _Changed
+
+
 def _run_tmux(actions: Sequence[Action], effects: Effects) -> dict[int, Outcome]:
     if not actions:
         return {}
@@ -581,7 +607,8 @@ def _apply_record(
 
         effects.update(sid, mark)
         return Outcome(action, True)
-    except _Changed:
+    except (_Changed, exc.SessionNotFound):
+        # Changed meanwhile, or removed by someone else: nothing left to do.
         return Outcome(action, False)
     except (exc.AmuxError, OSError) as err:
         # One failure must not stop the others; the OSError arm is for effects that
