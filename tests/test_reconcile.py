@@ -836,7 +836,7 @@ def test_plan_branches(case: Case) -> None:
     _check(case)
 
 
-# --- ended records ---------------------------------------------------------------------------
+# --- ended records ------------------------------------------------------------------------
 
 
 class EndedCase(NamedTuple):
@@ -887,7 +887,7 @@ def test_ended_records(status: Status, age: float, case: EndedCase) -> None:
         )
 
 
-# --- the single-record and single-session functions -------------------------------------------
+# --- the single-record and single-session functions ---------------------------------------
 
 
 def test_judge_alone_matches_plan() -> None:
@@ -969,7 +969,7 @@ def test_is_alive() -> None:
     assert rc.is_alive(rec(A, ctime=None), ProcessFacts(5.0))
 
 
-# --- derive_activity ---------------------------------------------------------------------------
+# --- derive_activity ----------------------------------------------------------------------
 
 
 class ActivityCase(NamedTuple):
@@ -1038,7 +1038,7 @@ def test_derive_activity_working_seconds_is_per_call() -> None:
     assert derive_activity(rec(A), p, T, False, 15.0) == (Activity.WORKING, T - 10)
 
 
-# --- the data model of a successful apply --------------------------------------------------------
+# --- the data model of a successful apply -------------------------------------------------
 
 Facts = dict[int, ProcessFacts]
 World = tuple[list[Session], dict[str, LivePane], Facts]
@@ -1089,7 +1089,7 @@ def test_replan_after_apply_changes_nothing(case: Case) -> None:
     assert [a for a in again if a.kind is not Kind.REPORT] == []
 
 
-# --- properties over random worlds ---------------------------------------------------------
+# --- properties over random worlds --------------------------------------------------------
 
 POOL = ["aaa001", "bbb002", "ccc003", "ddd004"]
 
@@ -1220,7 +1220,7 @@ def test_plan_is_idempotent(
         assert [a for a in again if a.kind is not Kind.REPORT] == [], (actions, again)
 
 
-# --- reports never change anything -------------------------------------------------------------
+# --- reports never change anything --------------------------------------------------------
 
 
 class _Recorder:

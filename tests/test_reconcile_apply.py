@@ -67,7 +67,7 @@ def other_socket(socket_name: str) -> Iterator[str]:
     kill_server(path)
 
 
-# --- helpers ---------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------
 
 
 def _start(manager: Manager, *agent_args: str) -> Session:
@@ -199,7 +199,7 @@ def _between_plan_and_apply(
     monkeypatch.setattr(manager.backend, "list_live", list_live)
 
 
-# --- records whose session is gone, dead or stale ----------------------------------------------
+# --- records whose session is gone, dead or stale -----------------------------------------
 
 
 def test_killed_session_is_marked_orphaned_once(manager: Manager) -> None:
@@ -321,7 +321,7 @@ def test_remove_of_a_stale_record_removes_and_kills_in_one_run(manager: Manager)
     assert manager.reconcile(REMOVE0).actions == []
 
 
-# --- what users do to sessions and records -------------------------------------------------
+# --- what users do to sessions and records ------------------------------------------------
 
 
 @pytest.mark.parametrize("remove", [False, True], ids=["mark", "remove"])
@@ -391,7 +391,7 @@ def test_hand_set_stopping_is_finished(manager: Manager) -> None:
     assert _sessions(tmux) == []
 
 
-# --- live sessions without a record, and bystanders ---------------------------------------------
+# --- live sessions without a record, and bystanders ---------------------------------------
 
 
 def test_session_without_record_tagged_then_killed(
@@ -445,7 +445,7 @@ def test_grace_protects_young_records_and_sessions(
     assert sorted(_kinds(report)) == [(Kind.MARK_ORPHANED, "young1"), (Kind.TAG_SESSION, "young2")]
 
 
-# --- starts that never finished, stops that were interrupted, sessions that came back ----------
+# --- starts that never finished, stops that were interrupted, sessions that came back -----
 
 
 def test_starting_record_young_untouched_old_failed(manager: Manager, store: FileStore) -> None:
@@ -636,7 +636,7 @@ def test_alive_pid_without_session_is_reported_not_orphaned(
     assert _results(after) == [(kind, "alive1", "done")]
 
 
-# --- apply: locks, re-judgement, failures --------------------------------------------------------
+# --- apply: locks, re-judgement, failures -------------------------------------------------
 
 
 def test_apply_skips_what_changed_between_plan_and_apply(
@@ -861,7 +861,7 @@ def test_500_tags_and_500_kills_take_at_most_6_tmux_processes(
     assert _sessions(tmux) == []
 
 
-# --- servers that cannot be asked, or die ------------------------------------------------
+# --- servers that cannot be asked, or die -------------------------------------------------
 
 
 def test_server_killed_between_plan_and_apply(
@@ -1032,7 +1032,7 @@ def test_store_without_id_touches_nothing(
     assert _sessions(tmux) == ["amux-some01"]
 
 
-# --- records that cannot be read ---------------------------------------------------------------
+# --- records that cannot be read ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("line", ["status: 12", "command: {a: b}"], ids=["status", "command"])
@@ -1059,7 +1059,7 @@ def test_unreadable_record_protects_its_session_and_is_reported_every_run(
     assert _files(store) == before
 
 
-# --- one at a time; races with a start -----------------------------------------------------------
+# --- one at a time; races with a start ----------------------------------------------------
 
 
 def test_reconcile_lock_is_exclusive(manager: Manager, store: FileStore) -> None:
@@ -1109,7 +1109,7 @@ def test_reconcile_racing_starts_never_touches_them(manager: Manager) -> None:
     assert manager.reconcile(REMOVE0).actions == []
 
 
-# --- settle: what a look at one session records -------------------------------------------------
+# --- settle: what a look at one session records -------------------------------------------
 
 
 def test_settle_records_only_marks(manager: Manager, store: FileStore, store_id: str) -> None:
