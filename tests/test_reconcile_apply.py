@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import threading
@@ -1131,3 +1132,149 @@ def test_settle_records_only_marks(manager: Manager, store: FileStore, store_id:
     assert (settled.status, settled.exit_code) == (Status.STOPPED, 5)
     assert _sessions(tmux) == ["amux-look01"]
     assert rc.settle(settled, pane, effects, procs.facts(1), grace=30) == settled
+
+
+# --- what an outsider does: copies, symlinks, hung servers, hostile files ------------------------
+
+
+def test_a_hostile_record_in_quarantine_still_protects_its_session(
+    manager: Manager, store: FileStore, store_id: str
+) -> None:
+    """A record file that is not YAML is moved to quarantine; the id in its name keeps
+    the owned session safe from both modes, on every run."""
+    tmux = _raw(manager)
+    owned_session(tmux, "hos001", store_id)
+    make_record(store, "hos001", manager.backend.socket_path)
+    store.path_for("hos001").write_bytes(b"id: hos001\nstatus: [unclosed\n\x00\x01\x02")
+    for policy in (REMOVE0, MARK0, REMOVE0):
+        report = manager.reconcile(policy)
+        assert report.actions == []
+        [problem] = report.problems
+        assert problem.session_id == "hos001"
+        assert problem.quarantined_to is not None
+    assert not store.path_for("hos001").exists()
+    assert _sessions(tmux) == ["amux-hos001"]
+    assert _orphan_tag(tmux, "amux-hos001") == ""
+
+
+def test_a_hung_server_is_unreachable_and_nothing_changes(
+    store: FileStore, socket_name: str, manager: Manager
+) -> None:
+    """A tmux server that stops answering (SIGSTOP, or out of file descriptors) is not an
+    empty one: every call is bounded, the socket is reported, no record changes."""
+    session = _start(manager)
+    make_record(store, "gone01", manager.backend.socket_path)
+    backdate(store, "gone01", OLD)
+    before = _files(store)
+    assert session.pid is not None
+    server = procs.parent_of(session.pid)
+    assert server is not None
+    quick = Manager(store, socket=socket_name, tmux_timeout=0.5)
+    os.kill(server, signal.SIGSTOP)
+    try:
+        report = quick.reconcile(REMOVE0)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert report.actions == []
+    assert list(report.unreachable) == [manager.backend.socket_path]
+    assert _files(store) == before
+
+
+def test_a_server_that_hangs_between_plan_and_apply_fails_its_actions(
+    store: FileStore, socket_name: str, manager: Manager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stops answering after the plan: apply's fresh look times out, the
+    actions fail (exit 1 for cron), nothing is changed."""
+    session = _start(manager)
+    make_record(store, "gone01", manager.backend.socket_path)
+    backdate(store, "gone01", OLD)
+    before = _files(store)
+    assert session.pid is not None
+    server = procs.parent_of(session.pid)
+    assert server is not None
+    quick = Manager(store, socket=socket_name, tmux_timeout=0.5)
+    _between_plan_and_apply(monkeypatch, quick, lambda: os.kill(server, signal.SIGSTOP))
+    try:
+        report = quick.reconcile(MARK0)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    [failed] = report.failed
+    assert failed.action.session_id == "gone01"
+    assert "could not be asked again" in failed.detail
+    assert _files(store) == before
+
+
+def test_a_copied_project_does_not_own_the_originals_sessions(
+    manager: Manager, store: FileStore, socket_name: str, tmp_path: pathlib.Path
+) -> None:
+    """`cp -r project copy` copies .amux/ and its store id. The copy's cron must not
+    tag or kill agents the original starts afterwards: they were never the copy's.
+
+    Fails today: ownership is store id + @amux_id + name, and a copied store has the
+    same id (see the report: sessions already carry @amux_root, which a copy differs in).
+    """
+    tmux = _raw(manager)
+    _start(manager)
+    copy = tmp_path / "copy"
+    shutil.copytree(store.amux_dir, copy / ".amux", symlinks=True)
+    later = _start(manager)
+    copied = Manager(FileStore(copy), socket=socket_name)
+    for policy in (MARK0, REMOVE0):
+        report = copied.reconcile(policy)
+        assert [a for a in report.actions if a.session_id == later.id] == []
+    assert f"amux-{later.id}" in _sessions(tmux)
+    assert _orphan_tag(tmux, f"amux-{later.id}") == ""
+
+
+def test_one_server_reached_by_two_paths_is_not_judged_without_its_records(
+    store: FileStore, tmp_path: pathlib.Path
+) -> None:
+    """Records name the server by one path (a symlinked directory), reconcile's --socket
+    by another. The sessions of those records are not ownerless: no kill or tag is
+    planned (a dry run must not say it would kill a running agent), none is 'skipped'.
+
+    Fails today: Manager.reconcile plans each socket path with only the records that
+    name that exact string, so the other path's listing sees every session ownerless.
+    """
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    by_link = Manager(store, socket=str(tmp_path / "link" / "s"))
+    try:
+        session = _start(by_link)
+        assert session.tmux_socket == by_link.backend.socket_path
+        by_real = Manager(store, socket=str(real / "s"))
+        for policy in (MARK0, REMOVE0):
+            assert by_real.reconcile(policy, dry_run=True).actions == []
+            report = by_real.reconcile(policy)
+            assert (report.actions, report.outcomes) == ([], [])
+        assert _sessions(tmux_runner(str(real / "s"))) == [f"amux-{session.id}"]
+    finally:
+        kill_server(str(real / "s"))
+
+
+def test_a_batch_after_the_server_restarted_kills_nothing_of_the_new_one(
+    manager: Manager, store: FileStore, store_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server dies after apply's fresh look and someone else's start brings up a new
+    one at once; session $ids start again at $0 there. The batch must not kill the
+    newcomer that now holds the $id planned for a session of the dead server.
+
+    Fails today: TmuxBackend.batch runs `tmux -C new-session ...`, which starts a server
+    if there is none, and `kill-session -t $0` then hits whatever is $0 there.
+    """
+    tmux = _raw(manager)
+    planned = owned_session(tmux, "free01", store_id)
+    assert planned == "$0"
+    real_batch = manager.backend.batch
+
+    def restart_then_batch(commands: Sequence[Sequence[str]]) -> Any:
+        kill_server(manager.backend.socket_path)
+        assert tmux("new-session", "-d", "-s", "victim", *SLEEP).returncode == 0
+        assert tmux("display-message", "-p", "-t", "=victim:", "#{session_id}").stdout == "$0\n"
+        return real_batch(commands)
+
+    monkeypatch.setattr(manager.backend, "batch", restart_then_batch)
+    report = manager.reconcile(REMOVE0)
+    assert _kinds(report) == [(Kind.KILL_SESSION, "free01")]
+    assert _sessions(tmux) == ["victim"]
