@@ -55,7 +55,7 @@ def _commands() -> dict[str, list[str]]:
 
 
 def _globals() -> list[str]:
-    return ["--root", "--socket", "--json", "--log-level", "--version", "--help"]
+    return ["--root", "--socket", "--json", "--verbose", "--log-level", "--version", "--help"]
 
 
 def bash_script() -> str:
@@ -68,15 +68,21 @@ def bash_script() -> str:
     return f"""# amux-tmux completion for bash (source <(amux-tmux completion bash))
 _amux_tmux() {{
     local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}} cmd="" i opts=""
+    local -a root=()
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${{COMP_WORDS[i]}} in
-            --root|--socket|--log-level|-v) ((i++));;
+            --root|--socket|--log-level)
+                local opt=${{COMP_WORDS[i]}}
+                ((i++)); [[ ${{COMP_WORDS[i]}} == = ]] && ((i++))  # --root=DIR
+                # Refs come from the project this command line names.
+                [[ $opt == --root ]] && root=(--root "${{COMP_WORDS[i]}}");;
             -*) ;;
-            *) cmd=${{COMP_WORDS[i]}}; break;;
+            *) [[ -z $cmd ]] && cmd=${{COMP_WORDS[i]}};;
         esac
     done
     case $prev in
-        --root|--cwd|--file) COMPREPLY=($(compgen -d -- "$cur")); return;;
+        --root|--cwd) COMPREPLY=($(compgen -d -- "$cur")); return;;
+        --file) COMPREPLY=($(compgen -f -- "$cur")); return;;
     esac
     if [[ -z $cmd ]]; then
         COMPREPLY=($(compgen -W "{" ".join(commands)} {" ".join(_globals())}" -- "$cur"))
@@ -89,12 +95,14 @@ _amux_tmux() {{
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         return
     fi
+    local words=""
     case $cmd in
-        {refs}) COMPREPLY=($(compgen -W "$(amux-tmux completion --refs 2>/dev/null)" -- "$cur"));;
-        mark) COMPREPLY=($(compgen -W "working waiting idle" -- "$cur"));;
-        start) COMPREPLY=($(compgen -W "$(amux-tmux completion --agents 2>/dev/null)" -- "$cur"));;
-        completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"));;
+        {refs}) words=$(amux-tmux "${{root[@]}}" completion --refs 2>/dev/null);;
+        mark) words="working waiting idle";;
+        start) words=$(amux-tmux "${{root[@]}}" completion --agents 2>/dev/null);;
+        completion) words="bash zsh fish";;
     esac
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }}
 complete -F _amux_tmux amux-tmux
 """
