@@ -129,7 +129,11 @@ def populate(store: FileStore, records: list[Session]) -> None:
 
 def new_ids(count: int) -> list[str]:
     seen: set[str] = set()
-    return [generate_id(lambda c: c in seen or seen.add(c) is not None) for _ in range(count)]
+    # As FileStore.new_id: never all digits (an unquoted 0725325471 is octal to YAML).
+    return [
+        generate_id(lambda c: c in seen or c.isdigit() or seen.add(c) is not None)
+        for _ in range(count)
+    ]
 
 
 def raw_list(directory: Path) -> list[object]:

@@ -228,7 +228,8 @@ class FileStore:
         """Return an id that no record, lock or quarantined file uses.
 
         Nor does it start with the name of any record, so that names and id prefixes
-        never meet in :meth:`resolve`.
+        never meet in :meth:`resolve`, nor is it all digits: typed unquoted into a
+        record, ``0725325471`` is an octal number to YAML.
         """
         entries, problem_ids = self._catalogue()
         names = tuple({e.name for e in entries if e.name})
@@ -236,6 +237,7 @@ class FileStore:
         return generate_id(
             lambda candidate: (
                 candidate in taken
+                or candidate.isdigit()
                 or candidate.startswith(names)
                 or self.exists(candidate)
                 or os.path.lexists(self.lock_path(candidate))

@@ -208,14 +208,20 @@ def test_new_id_never_starts_with_a_name(
     assert fstore.new_id() == "de01020304"
 
 
+def test_new_id_is_never_all_digits(fstore: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    candidates = iter([bytes.fromhex("0725325471"), bytes.fromhex("1234567890"), b"\xab" * 5])
+    monkeypatch.setattr("amux_tmux.model.os.urandom", lambda _n: next(candidates))
+    assert fstore.new_id() == "ababababab"
+
+
 def test_new_id_avoids_quarantined_ids(fstore: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     fstore.ensure_dirs()
     fstore.path_for("aaaaaaaaaa").write_bytes(b"status: [\n")
     fstore.list()  # moves it to quarantine
     assert not fstore.exists("aaaaaaaaaa")
-    candidates = iter([bytes.fromhex("aaaaaaaaaa"), b"\x01" * 5])
+    candidates = iter([bytes.fromhex("aaaaaaaaaa"), b"\xab" * 5])
     monkeypatch.setattr("amux_tmux.model.os.urandom", lambda _n: next(candidates))
-    assert fstore.new_id() == "0101010101"
+    assert fstore.new_id() == "ababababab"
 
 
 def test_session_with_every_field_round_trips_through_the_store(root: pathlib.Path) -> None:
