@@ -48,11 +48,15 @@ def _assert_nowhere_but_the_agent(cli: Cli, sid: str, pid: int, canaries: list[s
     session_env = cli.tmux("show-environment", "-t", f"=amux-{sid}")
     start_command = cli.tmux("display", "-p", "-t", pane, "#{pane_start_command}")
     assert global_env.returncode == session_env.returncode == start_command.returncode == 0
-    # The oracles see what they should: the public variable, the launcher.
-    assert f"AMUX_SESSION_ID={sid}" in session_env.stdout
-    assert "MODE=visible" in session_env.stdout
-    assert "launch.py" in start_command.stdout
-    assert "--secrets" in start_command.stdout
+    # The oracles see what they should: the launcher as the pane's command; the agent's
+    # environment (public values and the session's id) in the agent alone, through the
+    # launch spec, not in tmux's session environment.
+    assert "-m amux_tmux.launch " in start_command.stdout  # the fixed launcher, no argv
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        agent_env = f.read().split(b"\0")
+    assert f"AMUX_SESSION_ID={sid}".encode() in agent_env
+    assert b"MODE=visible" in agent_env
+    assert "MODE=visible" not in session_env.stdout
     logs = cli.run("logs", sid).stdout
     for canary in canaries:
         needle = canary.encode()
@@ -87,10 +91,11 @@ def test_canary_reaches_only_the_agent(cli: Cli) -> None:
         ),
     )  # fmt: skip
     record = cli.show("canary")
-    assert record["environment"] == {
+    shown_url = record["environment"].pop("DATABASE_URL")
+    assert shown_url in ("***", "postgres://app:***@db.internal/app")  # masked whole, or
+    assert record["environment"] == {  # its password alone
         "ANTHROPIC_API_KEY": "***",
         "EXTRA": "***",
-        "DATABASE_URL": "postgres://app:***@db.internal/app",
         "MODE": "visible",
     }
     pid = record["pid"]
@@ -148,19 +153,37 @@ def test_env_key_alone_takes_the_caller_s_value(cli: Cli) -> None:
 
 
 def test_secret_never_in_error_messages(cli: Cli) -> None:
-    """A start that fails keeps its secret out of the one-line error and the record."""
+    """A start that fails, before or after its record exists, keeps its secrets out of the
+    one-line error, the record and every file under .amux/."""
     canary = f"sk-ant-CANARY-{uuid.uuid4().hex}"
+    argv_canary = f"ghp_{uuid.uuid4().hex}CANARY1"
     result = cli.run(
         "start", "-e", f"API_KEY={canary}", "--cwd", "/does/not/exist", "--", "true", code=None
     )
     assert canary not in assert_one_line_error(result, 2)
+    result = cli.run(
+        "start", "-e", f"GITHUB_TOKEN={canary}", "--", "no-such-agent-xyz", argv_canary,
+        code=None,
+    )  # fmt: skip
+    line = assert_one_line_error(result, 2)
+    assert "no-such-agent-xyz" in line
+    assert canary not in line
+    assert argv_canary not in line
 
-    sid = cli.start(
-        "definitely-not-a-command-xyz", opts=("-e", f"GITHUB_TOKEN={canary}", "-e", "MODE=x")
-    )
-    final = cli.wait_status(sid, "failed")
-    assert final["exit_code"] == 127
-    logs = cli.run("logs", sid).stdout
-    assert "command not found" in logs
-    assert canary not in logs
+    program = cli.root / "agent-bin"
+    program.write_text("#!/nonexistent/interpreter\n")
+    program.chmod(0o755)
+    result = cli.run(
+        "start", "-e", f"GITHUB_TOKEN={canary}", "-e", "MODE=x",
+        "--", "./agent-bin", "--token", argv_canary,
+        code=None,
+    )  # fmt: skip
+    line = assert_one_line_error(result, 1)
+    assert canary not in line
+    assert argv_canary not in line
+    [record] = cli.json("ls", "--all")
+    assert (record["status"], record["exit_code"]) == ("failed", 127)
+    assert record["environment"] == {"GITHUB_TOKEN": "***", "MODE": "x"}
+    assert record["command"] == ["./agent-bin", "--token", "***"]
     assert _files_holding(cli.root / ".amux", canary.encode()) == []
+    assert _files_holding(cli.root / ".amux", argv_canary.encode()) == []
