@@ -38,7 +38,14 @@ from amux_tmux.model import (
     validate_label,
     validate_name,
 )
-from amux_tmux.secrets import MASK, Redactor, argv_secret_values, mask_argv, split_environment
+from amux_tmux.secrets import (
+    MASK,
+    Redactor,
+    argv_secret_values,
+    mask_argv,
+    mask_environment,
+    split_environment,
+)
 from amux_tmux.store import FileStore, Problem, Query, SessionStore
 from amux_tmux.store.file import AMUX_DIR
 from amux_tmux.tmux import (
@@ -335,9 +342,8 @@ class Manager:
         agent_env = {k: v for k, v in caller.items() if not k.startswith("TMUX")}
         agent_env.update(environment)
         exe = resolve_command(command[0], agent_env.get("PATH", os.defpath), where)
-        public, secret = split_environment(environment, forced=forced)
+        _public, secret = split_environment(environment, forced=forced)
         redactor = Redactor([*secret.values(), *argv_secret_values(command, secret.values())])
-        masked = {**public, **dict.fromkeys(secret, MASK)}
         # Fail before anything exists when tmux cannot be run at all.
         self.backend.check_version()
         return _Prepared(
@@ -346,7 +352,7 @@ class Manager:
             cwd=where,
             agent_env=agent_env,
             masked_command=mask_argv(command, secret.values()),
-            masked_environment=masked,
+            masked_environment=mask_environment(environment, forced),
             redact=redactor,
             agent_id=agent_id,
             workspace_id=workspace_id,
