@@ -91,11 +91,15 @@ def read_spec(path: str) -> dict[str, object]:
 def agent_environment(spec_env: Mapping[str, str], pane_env: Mapping[str, str]) -> dict[str, str]:
     """Return the caller's environment as the agent sees it inside its pane.
 
-    >>> agent_environment({"A": "1", "TMUX": "old", "TERM": "xterm"},
+    ``start`` already left out the caller's own ``TMUX*`` variables; what the spec still
+    holds under such a name was asked for with ``-e`` and is kept, except the variables
+    tmux sets for the pane, which are tmux's (``TMUX`` names the server the agent is in).
+
+    >>> agent_environment({"A": "1", "TMUX": "old", "TERM": "xterm", "TMUX_X": "kept"},
     ...                   {"TMUX": "/s,1,0", "TERM": "tmux-256color", "X": "2"})
-    {'A': '1', 'TERM': 'tmux-256color', 'TMUX': '/s,1,0'}
+    {'A': '1', 'TERM': 'tmux-256color', 'TMUX_X': 'kept', 'TMUX': '/s,1,0'}
     """
-    env = {k: v for k, v in spec_env.items() if not k.startswith("TMUX")}
+    env = {k: v for k, v in spec_env.items() if k not in ("TMUX", "TMUX_PANE")}
     env.update({k: pane_env[k] for k in PANE_VARIABLES if k in pane_env})
     return env
 
