@@ -664,16 +664,22 @@ def test_secret_canaries_reach_only_the_agent(cli: Cli, tmux_cli: TmuxCli) -> No
 def test_each_start_gets_its_own_caller_s_environment(cli: Cli) -> None:
     """The server is started by the first start, yet each agent sees the FOO of the shell
     that started it; TMUX* of the caller are replaced by the pane's own."""
-    shown = ["FOO", "TMUX", "TMUX_PANE", "AMUX_SESSION_ID", "AMUX_ROOT"]
+    shown = ["FOO", "TMUX", "TMUX_PANE", "AMUX_SESSION_ID", "AMUX_ROOT", "BYTES", "TMUX_TMPDIR"]
+    shown += ["TMUXINATOR_CONFIG"]
     command = agent_command(*(f"--show-env={n}" for n in shown))
-    first = cli.start(*command, env={**os.environ, "FOO": "first"})
+    not_utf8 = os.fsdecode(b"\xff\xfe")
+    first = cli.start(*command, env={**os.environ, "FOO": "first", "BYTES": not_utf8})
     second = cli.start(
         *command,
         env={**os.environ, "FOO": "second; #(x)", "TMUX": "/elsewhere,1,0", "TMUX_PANE": "%99"},
+        opts=("-e", "TMUXINATOR_CONFIG=asked for"),
     )
     for sid, foo in ((first, "first"), (second, "second; #(x)")):
         seen = _reports(cli, sid, *(f"show {n}" for n in shown))
         assert seen["show FOO"] == foo
+        assert seen["show BYTES"] == (not_utf8 if sid == first else None)
+        assert seen["show TMUX_TMPDIR"] is None  # the caller's TMUX* are tmux's business
+        assert seen["show TMUXINATOR_CONFIG"] == (None if sid == first else "asked for")
         assert seen["show TMUX"].startswith(cli.socket_path + ",")
         assert seen["show TMUX_PANE"] == cli.show(sid)["pane_id"]
         assert seen["show AMUX_SESSION_ID"] == sid

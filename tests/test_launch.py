@@ -97,10 +97,17 @@ ENV_CASES = [
         {"A": "1", "TMUX": "/new,2,0", "TMUX_PANE": "%9", "TERM": "screen"},
     ),
     EnvCase(
-        "every-tmux-prefixed-name-dropped",
-        {"TMUX_TMPDIR": "/t", "TMUXINATOR": "x", "B": "2"},
+        # start left out the caller's TMUX*; what remains was asked for with -e
+        "other-tmux-names-in-the-spec-kept",
+        {"TMUX_TMPDIR": "/t", "TMUXINATOR_CONFIG": "x", "B": "2"},
+        {"TMUX": "/s,1,0"},
+        {"TMUX_TMPDIR": "/t", "TMUXINATOR_CONFIG": "x", "B": "2", "TMUX": "/s,1,0"},
+    ),
+    EnvCase(
+        "no-stale-server-when-the-pane-names-none",
+        {"TMUX": "/old,1,0", "TMUX_PANE": "%1", "C": "3"},
         {},
-        {"B": "2"},
+        {"C": "3"},
     ),
     EnvCase(
         "term-program-from-the-pane",
@@ -119,7 +126,7 @@ ENV_CASES = [
 
 @pytest.mark.parametrize("case", ENV_CASES, ids=lambda c: c.test_id)
 def test_agent_environment(case: EnvCase) -> None:
-    """The spec's environment minus TMUX*, plus what tmux set for the pane."""
+    """The spec's environment, with what tmux set for the pane in place of the spec's."""
     assert launch.agent_environment(case.spec, case.pane) == case.expected
 
 
@@ -157,7 +164,7 @@ def test_exec_success_hands_over_argv_cwd_and_environment(
     assert seen["pid"] == proc.pid  # exec'd: the agent IS the pane's process
     assert seen["argv"] == args
     assert seen["cwd"] == str(cwd)
-    expected = {k: v for k, v in spec_env.items() if not k.startswith("TMUX")}
+    expected = {k: v for k, v in spec_env.items() if k not in ("TMUX", "TMUX_PANE")}
     expected.update(PANE_ENV)
     assert seen["env"] == expected
     # Neither FIFO stays open in the agent.
