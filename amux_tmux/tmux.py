@@ -586,7 +586,9 @@ class TmuxBackend:
 
 
 def _require_exact(target: str) -> None:
-    if not target or target[0] not in "=$%@":
+    # A target may come from a hand-edited record: one ending in ';' would end the tmux
+    # command there, and a newline is in no name tmux gives out.
+    if not target or target[0] not in "=$%@" or target.endswith(";") or "\n" in target:
         raise ValueError(f"tmux target {target!r} is not exact")
 
 
