@@ -281,7 +281,7 @@ def test_hostile_project_root(
 
 def test_hostile_socket_name(cli: Cli, tmux_cli: TmuxCli) -> None:
     """A socket name with tmux and shell syntax in it is only ever a path."""
-    name = "s;'\"$(touch m1) #(touch m2)~"
+    name = "s '\"$(touch m1) #(touch m2)~;"
     hostile = Cli(cli.root, name)
     try:
         sid = hostile.start(*agent_command("--print", "hello from the agent", "--exit", "3"))
@@ -747,3 +747,24 @@ def test_an_exit_is_recorded_when_the_running_write_is_slow(
         what="the hook to record the exit",
     )
     assert [row["status"] for row in cli.json("ls", "--all")] == ["failed"]
+
+
+def test_reconcile_of_many_actions_uses_few_tmux_processes(cli: Cli, tmux_cli: TmuxCli) -> None:
+    """40 sessions without records and 40 records without sessions: each mode acts on
+    all of them with at most 6 tmux processes (control-mode batches)."""
+    live = cli.start(*agent_command())
+    store_id = cli.store.store_id
+    for i in range(40):
+        owned_session(tmux_cli, f"nob0dy{i:04d}", store_id)
+        make_record(cli.store, f"g0ne{i:04d}", cli.socket_path)
+    for args, kinds in (
+        (("--grace", "0"), {"tag-session", "mark-orphaned"}),
+        (("--remove", "--grace", "0"), {"kill-session", "remove-record"}),
+    ):
+        report = cli.json("reconcile", *args)
+        assert report["tmux_calls"] <= 6, report["tmux_calls"]
+        done = [a for a in report["actions"] if a["result"] == "done"]
+        assert len(done) == 80, report["actions"][:3]
+        assert {a["action"] for a in done} == kinds
+    assert set(_sessions(tmux_cli)) == {f"amux-{live}"}
+    assert [r["id"] for r in cli.json("ls", "--all")] == [live]
