@@ -768,3 +768,27 @@ def test_reconcile_of_many_actions_uses_few_tmux_processes(cli: Cli, tmux_cli: T
         assert {a["action"] for a in done} == kinds
     assert set(_sessions(tmux_cli)) == {f"amux-{live}"}
     assert [r["id"] for r in cli.json("ls", "--all")] == [live]
+
+
+def test_a_working_directory_that_is_not_utf8_is_a_usage_error(
+    cli: Cli, tmux_cli: TmuxCli
+) -> None:
+    """The record cannot hold a path that is not UTF-8: start must say so (exit 2, one
+    line) before it creates anything, not fail inside the store with an internal error."""
+    where = cli.root / os.fsdecode(b"dir-\xff")
+    where.mkdir()
+    _bystander(tmux_cli)
+    out = subprocess.run(
+        cli.argv("start", "--", *agent_command()),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=where,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert out.returncode == 2, describe(out)
+    assert len(out.stderr.splitlines()) == 1, describe(out)
+    assert "UTF-8" in out.stderr, describe(out)
+    assert _records(cli.root) == {}
+    assert list(_sessions(tmux_cli)) == ["bystander"]
