@@ -792,3 +792,20 @@ def test_a_working_directory_that_is_not_utf8_is_a_usage_error(
     assert "UTF-8" in out.stderr, describe(out)
     assert _records(cli.root) == {}
     assert list(_sessions(tmux_cli)) == ["bystander"]
+
+
+def test_a_copied_project_does_not_own_the_original_s_sessions(
+    tmp_path: pathlib.Path, socket_name: str, tmux_cli: TmuxCli
+) -> None:
+    """``cp -a project copy`` duplicates .amux/store-id: a session the copy starts must
+    still not be killed by reconcile in the original (nor the other way round)."""
+    original = Cli(tmp_path / "original", socket_name)
+    original.root.mkdir()
+    first = original.start(*agent_command())
+    shutil.copytree(original.root, tmp_path / "copy", symlinks=True)
+    copy = Cli(tmp_path / "copy", socket_name)
+    theirs = copy.start(*agent_command())
+    original.run("reconcile", "--remove", "--grace", "0")
+    assert {f"amux-{first}", f"amux-{theirs}"} <= set(_sessions(tmux_cli))
+    copy.run("reconcile", "--remove", "--grace", "0")
+    assert {f"amux-{first}", f"amux-{theirs}"} <= set(_sessions(tmux_cli))
