@@ -548,14 +548,34 @@ def test_nothing_lingers_after_killed_slow_or_failed_starts(
 # --- an unreachable server is not an empty one -------------------------------------------------
 
 
+@contextlib.contextmanager
+def _socket_file_removed(cli: Cli) -> Iterator[int]:
+    """Remove the socket file of the live server on ``cli``'s socket; yield its pid.
+
+    Afterwards any second server on the path is killed and the first recreates its
+    socket (SIGUSR1), or is killed itself if it cannot: no server outlives the test.
+    """
+    server_pid = int(cli.tmux("display-message", "-p", "#{pid}").stdout)
+    os.unlink(cli.socket_path)
+    try:
+        yield server_pid
+    finally:
+        if cli.tmux("display-message", "-p", "#{pid}").stdout.strip() not in ("", str(server_pid)):
+            kill_server(cli.socket_path)  # a second server some command made
+        os.kill(server_pid, signal.SIGUSR1)  # tmux recreates its socket
+        try:
+            wait_until(lambda: os.path.exists(cli.socket_path), timeout=TIMEOUT, what="socket")
+        except BaseException:
+            os.kill(server_pid, signal.SIGKILL)
+            raise
+
+
 def test_removed_socket_file_changes_no_record(cli: Cli) -> None:
     """The socket file is gone but the server and its agent run: reconcile (either mode)
     exits 5, says why, and leaves every record as it was."""
     sid = cli.start(*agent_command())
-    server_pid = int(cli.tmux("display-message", "-p", "#{pid}").stdout)
     before = _records(cli.root)
-    os.unlink(cli.socket_path)
-    try:
+    with _socket_file_removed(cli) as server_pid:
         for args in (("--remove", "--grace", "0"), ("--grace", "0")):
             out = cli.run("reconcile", *args, code=5)
             assert "socket file may have been removed" in out.stderr, describe(out)
@@ -564,9 +584,6 @@ def test_removed_socket_file_changes_no_record(cli: Cli) -> None:
         stopped = cli.run("stop", sid, code=5)
         assert "socket" in stopped.stderr
         assert _records(cli.root) == before
-    finally:
-        os.kill(server_pid, signal.SIGUSR1)  # tmux recreates its socket
-        wait_until(lambda: os.path.exists(cli.socket_path), timeout=TIMEOUT, what="socket")
     assert cli.show(sid)["status"] == "running"
 
 
@@ -809,3 +826,17 @@ def test_a_copied_project_does_not_own_the_original_s_sessions(
     assert {f"amux-{first}", f"amux-{theirs}"} <= set(_sessions(tmux_cli))
     copy.run("reconcile", "--remove", "--grace", "0")
     assert {f"amux-{first}", f"amux-{theirs}"} <= set(_sessions(tmux_cli))
+
+
+def test_start_does_not_hide_a_server_whose_socket_file_was_removed(cli: Cli) -> None:
+    """The socket file is gone but its server and agent run: a start must not put a
+    second server on that path (which hides the first for good); it says why (exit 5)."""
+    sid = cli.start(*agent_command())
+    with _socket_file_removed(cli) as server_pid:
+        out = cli.run("start", "--", *agent_command(), code=None)
+        new_server = cli.tmux("display-message", "-p", "#{pid}")
+        assert new_server.returncode != 0, f"a second server (pid {new_server.stdout.strip()})"
+        assert out.returncode == 5, describe(out)
+        assert "socket" in out.stderr, describe(out)
+    assert cli.tmux("display-message", "-p", "#{pid}").stdout.strip() == str(server_pid)
+    assert cli.show(sid)["status"] == "running"
