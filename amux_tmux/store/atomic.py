@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
@@ -22,9 +23,9 @@ class NotDurableError(OSError):
 
 
 def write_durable(
-    path: Path, data: bytes, mode: int = 0o600, *, sync: bool = True
+    path: Path, data: bytes | Iterable[bytes], mode: int = 0o600, *, sync: bool = True
 ) -> os.stat_result:
-    """Atomically replace ``path`` with ``data`` and make it durable.
+    """Atomically replace ``path`` with ``data`` (bytes, or blocks of them), durably.
 
     With ``sync=False`` the replacement is atomic but not flushed to disk, for caches
     that a crash may lose (a torn or empty cache must be detectable by its reader).
@@ -48,10 +49,11 @@ def write_durable(
     try:
         # mkstemp already uses 0600; fchmod pins it whatever umask says.
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for block in [data] if isinstance(data, bytes) else data:
+            view = memoryview(block)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
         if sync:
             os.fsync(fd)
         stat = os.fstat(fd)

@@ -344,7 +344,9 @@ class FileStore:
         """
         q = query or Query()
         problems: _Problems = []
-        entries, fresh = self._scan(problems)
+        # With a page to fill, records read now are decoded again from their rows
+        # rather than all kept in memory.
+        entries, fresh = self._scan(problems, keep=q.limit is None)
         self._index_suspect = False
         matched = [
             e
@@ -388,54 +390,61 @@ class FileStore:
             problems.append(self._problem(path, entry.session_id, bad))
             return None
 
-    def _scan(self, problems: _Problems) -> tuple[_Entries, dict[str, Session]]:
+    def _scan(
+        self, problems: _Problems, *, keep: bool = False
+    ) -> tuple[_Entries, dict[str, Session]]:
         """Stat every record file; take unchanged ones from the index, read the others.
 
         Returns every usable record's index entry and the records read from their
-        files in this call. Rewrites the index if anything changed (and ``.amux/``
-        exists: a read-only command in a tree without a store creates nothing).
+        files in this call: all of them with ``keep``, else those the index cannot
+        hold. Rewrites the index if anything changed (and ``.amux/`` exists: a
+        read-only command in a tree without a store creates nothing).
         """
         if not self._check_real_dir(self.amux_dir) or not self._check_real_dir(self.sessions_dir):
             return [], {}
+        records: list[tuple[str, idx.Stamp]] = []
+        odd: list[tuple[Path, str | None, str, int]] = []  # quarantined once the scan ends
         with os.scandir(self.sessions_dir) as scan:
-            found = [(e.name, e) for e in scan]
-        records = []
-        for name, dir_entry in found:
-            if not (name.startswith(RECORD_PREFIX) and name.endswith(RECORD_SUFFIX)):
-                continue  # temp files, editor backups, anything not ours
-            session_id = name[len(RECORD_PREFIX) : -len(RECORD_SUFFIX)]
-            path = self.sessions_dir / name
-            if not is_valid_id(session_id):
-                problems.append(self._quarantine(path, None, "file name holds no valid id"))
-                continue
-            try:
-                st = dir_entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            except OSError as err:
-                problems.append(Problem(str(path), f"cannot stat it: {err.strerror}", session_id))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                # Never opened: a device may act on open, a socket cannot be opened.
-                why = _not_regular(st.st_mode)
-                problems.append(self._quarantine(path, session_id, why, st.st_ino))
-                continue
-            records.append((session_id, path, st))
+            for dir_entry in scan:
+                name = dir_entry.name
+                if not (name.startswith(RECORD_PREFIX) and name.endswith(RECORD_SUFFIX)):
+                    continue  # temp files, editor backups, anything not ours
+                session_id = name[len(RECORD_PREFIX) : -len(RECORD_SUFFIX)]
+                if not is_valid_id(session_id):
+                    odd.append((Path(dir_entry.path), None, "file name holds no valid id", 0))
+                    continue
+                try:
+                    st = dir_entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError as err:
+                    why = f"cannot stat it: {err.strerror}"
+                    problems.append(Problem(dir_entry.path, why, session_id))
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    # Never opened: a device may act on open, a socket cannot be opened.
+                    odd.append(
+                        (Path(dir_entry.path), session_id, _not_regular(st.st_mode), st.st_ino)
+                    )
+                    continue
+                records.append((session_id, idx.stamp_of(st)))
+        problems.extend(self._quarantine(*args) for args in odd)
         # An index many times the records' size is not ours to read into memory.
-        old = self._load_index(2**20 + sum(8 * st.st_size + 256 for _, _, st in records))
+        old = self._load_index(2**20 + sum(8 * stamp[3] + 256 for _, stamp in records))
         entries: _Entries = []
         fresh: dict[str, Session] = {}
         changed = False
-        for session_id, path, st in records:
+        for session_id, stamp in records:
             cached = old.get(session_id)
-            if cached is not None and cached.stamp == idx.stamp_of(st):
+            if cached is not None and cached.stamp == stamp:
                 entries.append(cached)
                 continue
             changed = True
-            entry = self._read_entry(path, session_id, problems)
+            entry = self._read_entry(self.path_for(session_id), session_id, problems)
             if entry is not None:
                 entries.append(entry[0])
-                fresh[session_id] = entry[1]
+                if keep or entry[0].row is None:
+                    fresh[session_id] = entry[1]
         if changed or len(entries) != len(old):
             self._save_index(entries, old)
         return entries, fresh
