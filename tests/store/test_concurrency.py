@@ -226,3 +226,51 @@ def test_waiter_gets_the_lock_once_released(root: pathlib.Path) -> None:
     finally:
         stop(proc)
     assert store.get("abc").name == "waited"
+
+
+LISTER = r"""
+import pathlib, sys
+from amux_tmux.store import FileStore
+root, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+store = FileStore(root)
+for _ in range(rounds):
+    listing = FileStore(root).list() if _ % 2 else store.list()
+    assert not listing.problems, listing.problems
+    assert len(listing.sessions) == 3, listing.sessions
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_lists_racing_writers_and_each_other_never_see_a_wrong_row(root: pathlib.Path) -> None:
+    """Writers replace records while two processes list (and rewrite the index)."""
+    store = FileStore(root)
+    for sid in ("counter", "steady", "third"):
+        store.create(make_session(sid, environment={"N": "0"}))
+    time.sleep(0.2)
+    store.list()  # an index to start from
+    writer = python(
+        WORKER, str(root), "300", "locked", stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    lister = python(LISTER, str(root), "300", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        assert writer.stdout.readline() == "ready\n"
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        last = 0
+        while writer.poll() is None:
+            for listing in (store.list(), FileStore(root).list()):
+                assert listing.problems == []
+                record = {s.id: s for s in listing.sessions}["counter"]
+                assert int(record.environment["N"]) == record.revision - 1
+                assert record.revision >= last  # never an older row than one already seen
+                last = record.revision
+        out, err = lister.communicate(timeout=120)
+        assert lister.returncode == 0, err
+        assert out.strip() == "done"
+    finally:
+        stop(writer)
+        stop(lister)
+    final = FileStore(root).list()
+    assert {s.id: s.revision for s in final.sessions}["counter"] == 301
