@@ -122,15 +122,22 @@ class SessionStore(Protocol):
         ...
 
     def discard(self, session_id: str) -> None:
-        """Remove a bad record file (``rm --force`` of a record that cannot be read)."""
+        """Remove a bad record file and its quarantined copies (``rm --force``)."""
         ...
 
     def list(self, query: Query | None = None) -> Listing:
-        """Return records matching ``query`` and every problem met on the way."""
+        """Return records matching ``query`` and every problem met on the way.
+
+        Problems include records that break the schema (left in place) and every
+        quarantined copy; :attr:`Listing.problem_ids` names the sessions to protect.
+        """
         ...
 
     def resolve(self, ref: str) -> Session:
-        """Find one record by full id, exact name or unique id prefix."""
+        """Find one record by full id, else by exact name or unique id prefix.
+
+        A ref that is one session's name and another's id prefix is ambiguous.
+        """
         ...
 
     def lock(
