@@ -83,6 +83,8 @@ _NO_SERVER = re.compile(
     r"no server running on |error connecting to .* \(No such file or directory\)"
 )
 _TOKEN = re.compile(r"[A-Za-z0-9_@%$=:.,/+-]+")
+#: tmux binaries whose version passed :meth:`TmuxBackend.check_version` in this process.
+_VERSION_OK: set[str] = set()
 
 
 # --- quoting -------------------------------------------------------------------------
@@ -344,16 +346,40 @@ class TmuxBackend:
         return result
 
     def check_version(self) -> None:
-        """Check that tmux is one libtmux supports (>= 3.2a); the answer is memoised."""
+        """Check that tmux is one libtmux supports (>= 3.2a); the answer is memoised.
+
+        libtmux runs ``tmux -V`` with no time limit, so a bounded ``tmux -V`` goes
+        first: a tmux that hangs is a :class:`~amux_tmux.exc.TmuxTimeout`, not a
+        ``start`` that never returns.
+        """
+        tmux_bin = self.tmux_bin
+        if tmux_bin in _VERSION_OK:
+            return
+        try:
+            subprocess.run(
+                [tmux_bin, "-V"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=self.timeout,
+                env=client_environ(os.environ),
+                check=False,
+            )
+        except FileNotFoundError:
+            raise exc.TmuxNotFound from None
+        except subprocess.TimeoutExpired:
+            raise exc.TmuxTimeout("-V", self.timeout) from None
+        except OSError as err:
+            raise exc.TmuxQueryFailed("-V", err.strerror or str(err)) from None
         from libtmux.common import get_version_str, has_minimum_version
         from libtmux.exc import LibTmuxException
 
         try:
-            if has_minimum_version(raises=False, tmux_bin=self.tmux_bin):
+            if has_minimum_version(raises=False, tmux_bin=tmux_bin):
+                _VERSION_OK.add(tmux_bin)
                 return
-            found = get_version_str(tmux_bin=self.tmux_bin)
-        except LibTmuxException as err:
-            raise exc.TmuxQueryFailed("-V", str(err)) from None
+            found = get_version_str(tmux_bin=tmux_bin)
+        except (LibTmuxException, IndexError) as err:
+            raise exc.TmuxQueryFailed("-V", str(err) or "no version") from None
         raise exc.TmuxVersionTooOld(found, "3.2a")
 
     # --- queries -------------------------------------------------------------------

@@ -642,6 +642,37 @@ def test_version_check(tmp_path: pathlib.Path, case: Version) -> None:
     assert case.output.split()[1] in str(err.value)
 
 
+def test_a_hanging_version_check_times_out(tmp_path: pathlib.Path) -> None:
+    """``tmux -V`` is bounded too (libtmux's own check has no time limit)."""
+    fake = _fake_tmux(tmp_path / "bin", "exec sleep 30")
+    t0 = time.monotonic()
+    with pytest.raises(exc.TmuxTimeout):
+        TmuxBackend("s", tmux_bin=fake, timeout=0.5).check_version()
+    assert time.monotonic() - t0 < 5
+
+
+class BadVersion(NamedTuple):
+    test_id: str
+    body: str
+
+
+BAD_VERSIONS = [
+    BadVersion("error", "echo 'tmux: something broke' >&2; exit 1"),
+    BadVersion("silent", "exit 0"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_VERSIONS, ids=lambda c: c.test_id)
+def test_an_unreadable_version_is_tmux_unavailable(
+    tmp_path: pathlib.Path, case: BadVersion
+) -> None:
+    """A ``tmux -V`` that says nothing usable is exit 5 with a message, not a crash."""
+    fake = _fake_tmux(tmp_path / "bin", case.body)
+    with pytest.raises(exc.TmuxUnavailable) as err:
+        TmuxBackend("s", tmux_bin=fake).check_version()
+    assert err.value.exit_code == 5
+
+
 def test_real_tmux_passes_the_version_check(backend: TmuxBackend) -> None:
     backend.check_version()
 
