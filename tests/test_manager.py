@@ -1,4 +1,5 @@
-"""Lifecycle on a real tmux server (private socket): start, look, stop, rm, logs, send."""
+"""Lifecycle on a real tmux server (private socket): start, look, list, stop, rm, prune,
+rename, logs, send."""
 
 from __future__ import annotations
 
@@ -7,20 +8,25 @@ import os
 import pathlib
 from collections.abc import Callable
 from subprocess import CompletedProcess
+from typing import NamedTuple
 
 import pytest
 
 from amux_tmux import exc
-from amux_tmux.manager import Manager, StartSpec
+from amux_tmux.manager import Manager, Observed, StartSpec
 from amux_tmux.model import Session, Status, format_time
-from amux_tmux.store import FileStore
-from tests.conftest import agent_command, backdate, wait_until
+from amux_tmux.store import FileStore, Query
+from tests.conftest import agent_command, backdate, make_record, owned_session, wait_until
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 
 
 def _start(manager: Manager, *agent_args: str, **spec: object) -> Session:
     return manager.start(StartSpec(command=agent_command(*agent_args), **spec))  # type: ignore[arg-type]
+
+
+def _rows(manager: Manager, live: bool = False, include_ended: bool = False) -> list[Observed]:
+    return manager.listing(Query(include_ended=include_ended), live=live).rows
 
 
 def _logs_contain(manager: Manager, ref: str, text: str) -> Callable[[], bool]:
@@ -44,7 +50,7 @@ def test_start_list_logs_stop(manager: Manager, tmux_cli: TmuxCli) -> None:
     assert session.tmux_socket == manager.backend.socket_path
     assert os.path.isabs(session.tmux_socket)
 
-    listed = manager.list(live=True)
+    listed = _rows(manager, live=True)
     assert [(o.session.id, o.session.status, o.state) for o in listed] == [
         (session.id, Status.RUNNING, "alive")
     ]
@@ -54,24 +60,39 @@ def test_start_list_logs_stop(manager: Manager, tmux_cli: TmuxCli) -> None:
 
     names = tmux_cli("list-sessions", "-F", "#{session_name}").stdout.split()
     assert names == [f"amux-{session.id}"]
-    opts = tmux_cli("show-options", "-t", f"=amux-{session.id}:", "-v", "@amux_id").stdout
-    assert opts.strip() == session.id
+    for option, value in (("@amux_id", session.id), ("@amux_store", manager.store.store_id)):
+        shown = tmux_cli("show-options", "-t", f"=amux-{session.id}:", "-v", option).stdout
+        assert shown.strip() == value
 
+    wait_until(manager.store.log_path(session.id).exists, what="the log")
     stopped = manager.stop("review", timeout=5)
     assert stopped.status is Status.STOPPED
     assert stopped.stopped_at is not None
     assert tmux_cli("has-session", "-t", f"=amux-{session.id}").returncode != 0
-    assert manager.list() == []  # ended: hidden without include_ended
-    assert [o.session.id for o in manager.list(include_ended=True)] == [session.id]
+    assert _rows(manager) == []  # ended: hidden without include_ended
+    assert [o.session.id for o in _rows(manager, include_ended=True)] == [session.id]
+    assert "agent ready" in manager.logs(session.id)  # the log outlives the session
 
 
-@pytest.mark.parametrize(("code", "status"), [(0, Status.COMPLETED), (3, Status.FAILED)])
-def test_agent_exit_is_recorded(manager: Manager, code: int, status: Status) -> None:
-    """An agent that exits is recorded completed/failed with its exit code by the next look."""
-    session = _start(manager, "--exit", str(code))
-    final = wait_until(_status_becomes(manager, session.id, status), what=f"status {status}")
-    assert final.exit_code == code
-    # remain-on-exit kept the dead pane, so its last output is still readable.
+class Exit(NamedTuple):
+    test_id: str
+    code: int
+    status: Status
+
+
+EXITS = [Exit("exit-0", 0, Status.COMPLETED), Exit("exit-3", 3, Status.FAILED)]
+
+
+@pytest.mark.parametrize("case", EXITS, ids=lambda c: c.test_id)
+def test_agent_exit_is_recorded(manager: Manager, case: Exit) -> None:
+    """An agent that exits is recorded completed/failed with its exit code by the next look
+    (the pane-died hook's part is tested in tests/cli); the dead pane stays, so its output
+    is still readable."""
+    session = _start(manager, "--busy", "0.2", "--exit", str(case.code))
+    final = wait_until(
+        _status_becomes(manager, session.id, case.status), timeout=10, what=f"{case.status}"
+    )
+    assert final.exit_code == case.code
     assert "agent ready" in manager.logs(session.id)
     assert manager.look(session.id).state == "exited"
 
@@ -122,27 +143,73 @@ def test_name_is_unique_among_live(manager: Manager) -> None:
     assert manager.resolve("solo").id == second.id  # the live one wins over the ended one
 
 
+def test_name_that_is_an_id_prefix_is_refused(manager: Manager, store: FileStore) -> None:
+    """A name equal to, or the start of, another session's id would shadow it: refused by
+    start and by rename."""
+    first = _start(manager)
+    second = _start(manager, name="second")
+    for name in (first.id, first.id[:4]):
+        with pytest.raises(exc.UsageError, match=f"the id of session {first.id}"):
+            _start(manager, name=name)
+        with pytest.raises(exc.UsageError, match=f"the id of session {first.id}"):
+            manager.rename(second.id, name)
+    assert [s.name for s in store.list().sessions] == [None, "second"]
+
+
+def test_rename(manager: Manager) -> None:
+    """rename changes the name a session is found by; a live duplicate is refused."""
+    first = _start(manager, name="one")
+    second = _start(manager, name="two")
+    assert manager.rename("one", "uno").id == first.id
+    assert manager.resolve("uno").id == first.id
+    with pytest.raises(exc.SessionNotFound):
+        manager.resolve("one")
+    with pytest.raises(exc.NameInUse):
+        manager.rename(second.id, "uno")
+    assert manager.resolve("two").id == second.id
+
+
 def test_rm_refuses_live_without_force(manager: Manager, tmux_cli: TmuxCli) -> None:
-    """rm keeps a running session unless forced; forced, it kills the tmux session too."""
+    """rm keeps a running session unless forced; forced, it kills the tmux session too and
+    removes the log."""
     session = _start(manager)
+    wait_until(manager.store.log_path(session.id).exists, what="the log")
     with pytest.raises(exc.SessionIsLive):
         manager.remove(session.id)
     assert manager.resolve(session.id).status is Status.RUNNING
     manager.remove(session.id, force=True)
     assert tmux_cli("has-session", "-t", f"=amux-{session.id}").returncode != 0
+    assert not manager.store.log_path(session.id).exists()
     with pytest.raises(exc.SessionNotFound):
         manager.resolve(session.id)
 
 
-def test_rm_of_exited_session_needs_no_force(manager: Manager) -> None:
+def test_rm_of_exited_session_needs_no_force(manager: Manager, store: FileStore) -> None:
     """A session whose agent exited is not live: rm removes it without --force."""
     session = _start(manager, "--exit", "0")
-    wait_until(_status_becomes(manager, session.id, Status.COMPLETED))
+    wait_until(_status_becomes(manager, session.id, Status.COMPLETED), timeout=10)
     manager.remove(session.id)
-    assert manager.list(include_ended=True) == []
+    assert _rows(manager, include_ended=True) == []
 
 
-def test_send_types_into_the_agent(manager: Manager, tmux_cli: TmuxCli) -> None:
+def test_prune(manager: Manager, store: FileStore, tmux_cli: TmuxCli) -> None:
+    """prune removes ended records (and the dead pane of an exited one); dry run lists
+    them; a live session stays."""
+    live = _start(manager)
+    exited = _start(manager, "--exit", "0")
+    stopped = _start(manager)
+    manager.stop(stopped.id, timeout=0)
+    wait_until(_status_becomes(manager, exited.id, Status.COMPLETED), timeout=10)
+    planned = manager.prune(dry_run=True)
+    assert sorted(s.id for s in planned) == sorted([exited.id, stopped.id])
+    assert len(store.list(Query(include_ended=True)).sessions) == 3
+    assert sorted(s.id for s in manager.prune()) == sorted([exited.id, stopped.id])
+    assert [s.id for s in store.list(Query(include_ended=True)).sessions] == [live.id]
+    names = tmux_cli("list-sessions", "-F", "#{session_name}").stdout.split()
+    assert names == [f"amux-{live.id}"]
+
+
+def test_send_types_into_the_agent(manager: Manager) -> None:
     """send types literally, then Enter; the pane's program reads it."""
     cat = manager.start(StartSpec(command=["cat"]))
     manager.send(cat.id, "hello; echo $HOME")
@@ -150,6 +217,13 @@ def test_send_types_into_the_agent(manager: Manager, tmux_cli: TmuxCli) -> None:
     manager.send(cat.id, "no-newline", enter=False)
     wait_until(_logs_contain(manager, cat.id, "no-newline"))
     assert manager.logs(cat.id).count("no-newline") == 1  # cat has not seen a newline
+
+
+def test_send_to_an_exited_agent_raises(manager: Manager, store: FileStore) -> None:
+    session = _start(manager, "--exit", "0")
+    wait_until(_status_becomes(manager, session.id, Status.COMPLETED), timeout=10)
+    with pytest.raises(exc.SessionEnded):
+        manager.send(session.id, "hello")
 
 
 def test_logs_last_lines(manager: Manager) -> None:
@@ -192,17 +266,33 @@ def test_start_failure_marks_record_failed(
     assert "duplicate session" in record.error
 
 
+def test_exec_failure_fails_the_start(
+    manager: Manager, store: FileStore, tmp_path: pathlib.Path, tmux_cli: TmuxCli
+) -> None:
+    """Found and executable, but exec fails (a missing interpreter): start raises, the
+    record is failed with 127 and the tmux session is gone."""
+    program = tmp_path / "agent"
+    program.write_text("#!/nonexistent/interpreter\n")
+    program.chmod(0o755)
+    with pytest.raises(exc.SessionStartFailed) as err:
+        manager.start(StartSpec(command=[str(program)]))
+    assert err.value.exit_code == 1
+    [record] = store.list(Query(include_ended=True)).sessions
+    assert (record.status, record.exit_code) == (Status.FAILED, 127)
+    assert tmux_cli("list-sessions").stdout == ""
+
+
 def test_stale_starting_is_failed_by_list(store: FileStore, manager: Manager) -> None:
     """A CLI killed mid-start leaves 'starting'; past the timeout every command fails it."""
     old = format_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     record = Session(id="stale1", status=Status.STARTING, created_at=old, updated_at=old)
     store.create(record)
     backdate(store, "stale1", 3600)
-    [seen] = manager.list(include_ended=True)
+    [seen] = _rows(manager, include_ended=True)
     assert seen.session.status is Status.FAILED
     fresh = Session(id="fresh1", status=Status.STARTING, created_at=old, updated_at=old)
     store.create(fresh)  # updated_at is now: still within the timeout
-    statuses = {o.session.id: o.session.status for o in manager.list(include_ended=True)}
+    statuses = {o.session.id: o.session.status for o in _rows(manager, include_ended=True)}
     assert statuses == {"stale1": Status.FAILED, "fresh1": Status.STARTING}
 
 
@@ -215,45 +305,62 @@ def test_stale_start_that_finished_meanwhile_is_left_running(
     stale = Session(id="slow01", status=Status.STARTING, created_at=old, updated_at=old)
     store.create(stale)
     backdate(store, "slow01", 3600)
-    snapshot = store.list()
+    snapshot = store.list(Query(include_ended=True))
     store.update("slow01", lambda s: s.transition(Status.RUNNING))
     real_list = store.list
     calls = iter([snapshot])
-    monkeypatch.setattr(
-        store, "list", lambda q=None: next(calls, None) or real_list(q)
-    )
-    [seen] = manager.list(include_ended=True)
+    monkeypatch.setattr(store, "list", lambda q=None: next(calls, None) or real_list(q))
+    [seen] = _rows(manager, include_ended=True)
     assert seen.session.status is Status.RUNNING
     assert store.get("slow01").status is Status.RUNNING
 
 
-def test_start_rejects_bad_input_before_writing(manager: Manager, store: FileStore) -> None:
-    """Bad command, cwd, name or env name: UsageError and no record at all."""
+def test_start_rejects_bad_input_before_writing(
+    manager: Manager, store: FileStore, tmp_path: pathlib.Path
+) -> None:
+    """Bad command (absent, not executable, a directory), cwd, name, env name or label:
+    UsageError, no record and no tmux server."""
+    script = tmp_path / "not-executable.sh"
+    script.write_text("echo hi\n")
     cases: list[StartSpec] = [
         StartSpec(command=[]),
+        StartSpec(command=["definitely-not-a-command-xyz"]),
+        StartSpec(command=[str(script)]),
+        StartSpec(command=[str(tmp_path)]),
         StartSpec(command=["true"], cwd="/does/not/exist"),
         StartSpec(command=["true"], name="bad name!"),
         StartSpec(command=["true"], environment={"BAD-NAME": "x"}),
+        StartSpec(command=["true"], agent_id="bad\nlabel"),
     ]
     for spec in cases:
         with pytest.raises(exc.UsageError):
             manager.start(spec)
     assert store.list().sessions == []
     assert not store.sessions_dir.exists() or not any(store.sessions_dir.iterdir())
+    assert not os.path.exists(manager.backend.socket_path)
 
 
-def test_missing_command_fails_the_session(manager: Manager) -> None:
-    """An agent binary that does not exist: the launcher exits 127, recorded as failed."""
-    session = manager.start(StartSpec(command=["definitely-not-a-command-xyz"]))
-    final = wait_until(_status_becomes(manager, session.id, Status.FAILED))
-    assert final.exit_code == 127
-    assert "command not found" in manager.logs(session.id)
+def test_command_is_found_in_the_agent_s_path(manager: Manager, tmp_path: pathlib.Path) -> None:
+    """The command is looked up in the PATH the agent will have (an -e PATH included), as
+    execvp would."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "my-agent"
+    tool.write_text("#!/bin/sh\necho my-agent-ran; sleep 600\n")
+    tool.chmod(0o755)
+    with pytest.raises(exc.UsageError, match="'my-agent' not found"):
+        manager.start(StartSpec(command=["my-agent"]))
+    session = manager.start(
+        StartSpec(command=["my-agent"], environment={"PATH": f"{bindir}:/usr/bin:/bin"})
+    )
+    wait_until(_logs_contain(manager, session.id, "my-agent-ran"), what="the agent's output")
 
 
 def test_stop_from_every_state(manager: Manager, store: FileStore) -> None:
     """stop works on ended and orphaned records too, without losing the exit code."""
+    _start(manager)  # keeps the server up (see test_ls_live_on_a_server_without_sessions)
     done = _start(manager, "--exit", "5")
-    wait_until(_status_becomes(manager, done.id, Status.FAILED))
+    wait_until(_status_becomes(manager, done.id, Status.FAILED), timeout=10)
     again = manager.stop(done.id)
     assert (again.status, again.exit_code) == (Status.FAILED, 5)
     assert manager.look(done.id).state == "gone"  # the dead pane's session was cleaned up
@@ -266,9 +373,19 @@ def test_stop_from_every_state(manager: Manager, store: FileStore) -> None:
     assert manager.stop("orph01").status is Status.STOPPED  # idempotent
 
 
-def test_cwd_and_public_env_reach_the_agent(
-    manager: Manager, tmp_path: pathlib.Path, tmux_cli: TmuxCli
+def test_stop_of_an_interrupted_start(
+    manager: Manager, store: FileStore, tmux_cli: TmuxCli
 ) -> None:
+    """A start killed after it made the tmux session leaves ``starting`` and a live owned
+    session: stop kills the session and records ``stopped``."""
+    os.makedirs(os.path.dirname(manager.backend.socket_path), mode=0o700, exist_ok=True)
+    owned_session(tmux_cli, "half01", store.ensure_store_id())
+    make_record(store, "half01", manager.backend.socket_path, Status.STARTING)
+    assert manager.stop("half01", timeout=1).status is Status.STOPPED
+    assert tmux_cli("list-sessions").stdout == ""
+
+
+def test_cwd_and_public_env_reach_the_agent(manager: Manager, tmp_path: pathlib.Path) -> None:
     """The agent runs in --cwd and sees non-secret -e values and AMUX_SESSION_ID."""
     work = tmp_path / "work"
     work.mkdir()

@@ -315,6 +315,46 @@ def test_start_with_tmux_unreachable_exits_5_and_writes_nothing(
     assert cli.json("ls", "--all") == []
 
 
+def test_plain_ls_reads_the_exit_of_an_unreaped_agent(
+    cli: Cli, amux: Amux, no_tmux_in_process: None
+) -> None:
+    """tmux 3.3a fires no pane-died hook for about one exit in ten here (measured: the pane
+    reads dead without a status, the agent stays a zombie, the hook never runs), so the
+    hook alone leaves such a record ``running`` for good. The agent's zombie still holds
+    its exit status (/proc/PID/stat): plain ls, asking tmux nothing, must read it.
+    Reproduced deterministically: the record's pid is a real zombie that exited 3."""
+    sid = cli.start(*agent_command())
+    zombie = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    try:
+        wait_until(
+            lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE, what="zombie"
+        )
+        created = psutil.Process(zombie.pid).create_time()
+        cli.store.update(sid, lambda s: s.evolve(pid=zombie.pid, pid_create_time=created))
+        code, out, err = amux("ls", "--all", "--json")
+        assert (code, err) == (0, "")
+        [row] = json.loads(out)
+        assert (row["status"], row["exit_code"]) == ("failed", 3)
+    finally:
+        zombie.wait()
+
+
+def test_a_server_without_sessions_is_empty_not_unreachable(cli: Cli, amux: Amux) -> None:
+    """A tmux server with no session left (between the last kill and its exit, or kept by
+    ``exit-empty off`` in the user's tmux.conf) answers ``list-panes -a`` with "no current
+    target": that is an empty server, so a record whose session is gone is judged, not
+    reported unreachable (exit 5)."""
+    sid = cli.start(*agent_command())
+    cli.tmux("set-option", "-s", "exit-empty", "off")
+    cli.tmux("kill-session", "-t", f"=amux-{sid}")
+    assert cli.tmux("list-sessions").returncode == 0  # the server is still up
+    code, out, err = amux("ls", "--live", "--json")
+    assert err == ""
+    assert json.loads(out)[0]["state"] == "gone"
+    code, out, err = amux("stop", sid)
+    assert (code, out, err) == (0, f"{sid} stopped\n", "")
+
+
 def test_unreaped_agent_is_still_recorded(
     manager: Manager, monkeypatch: pytest.MonkeyPatch
 ) -> None:

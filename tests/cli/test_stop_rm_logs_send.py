@@ -49,11 +49,6 @@ def _statuses(cli: Cli) -> dict[str, str]:
     return {r["id"]: r["status"] for r in cli.json("ls", "--all")}
 
 
-def _ended(cli: Cli, sid: str, status: str) -> Callable[[], bool]:
-    """Whether plain ``ls`` shows ``sid`` with ``status`` (the pane-died hook's work)."""
-    return lambda: _statuses(cli).get(sid) == status
-
-
 def _log(cli: Cli, sid: str) -> pathlib.Path:
     return cli.root / ".amux" / "logs" / f"{sid}.log"
 
@@ -90,7 +85,7 @@ def test_stop_keeps_the_exit_code_of_an_exited_agent(cli: Cli) -> None:
     """stop after the agent exited 5: the record stays failed with exit code 5; the dead
     pane's session goes."""
     sid = cli.start(*agent_command("--exit", "5"))
-    wait_until(_ended(cli, sid, "failed"), timeout=5, what="the exit")
+    cli.wait_status(sid, "failed")
     assert cli.tmux_sessions() == [f"amux-{sid}"]  # the dead pane, kept for attach/logs
     assert cli.run("stop", sid).stdout == f"{sid} failed (exit 5)\n"
     assert cli.tmux_sessions() == []
@@ -255,7 +250,7 @@ def test_rm_of_ended_sessions_needs_no_force(cli: Cli) -> None:
     stopped = cli.start(*agent_command())
     exited = cli.start(*agent_command("--exit", "0"))
     cli.run("stop", stopped, "--timeout", "0")
-    wait_until(_ended(cli, exited, "completed"), timeout=5, what="the exit")
+    cli.wait_status(exited, "completed")
     result = cli.run("rm", "--json", stopped, "nosuch1", exited, code=3)
     removed = [json.loads(doc) for doc in re.split(r"(?<=\})\n(?=\{)", result.stdout.strip())]
     assert [(r["id"], r["status"]) for r in removed] == [
@@ -309,8 +304,8 @@ def test_prune_removes_ended_sessions_only(cli: Cli, amux: Amux) -> None:
     every = {running, completed, failed, stopped}
     wait_until(lambda: all(_log(cli, s).exists() for s in every), what="every log")
     cli.run("stop", stopped, "--timeout", "0")
-    wait_until(_ended(cli, completed, "completed"), timeout=5, what="the first exit")
-    wait_until(_ended(cli, failed, "failed"), timeout=5, what="the second exit")
+    cli.wait_status(completed, "completed")
+    cli.wait_status(failed, "failed")
     assert sorted(cli.tmux_sessions()) == sorted(f"amux-{s}" for s in (running, completed, failed))
 
     code, out, _ = amux("prune", "--dry-run")
@@ -434,7 +429,7 @@ def test_send_reaches_an_agent_reading_stdin(cli: Cli) -> None:
 def test_send_to_an_exited_agent_fails(cli: Cli) -> None:
     """send to a session whose agent exited: exit 1, one line, nothing typed anywhere."""
     sid = cli.start(*agent_command("--exit", "0"))
-    wait_until(_ended(cli, sid, "completed"), timeout=5, what="the exit")
+    cli.wait_status(sid, "completed")
     line = assert_one_line_error(cli.run("send", sid, "hi", code=None), 1)
     assert "is not running (status completed)" in line
     line = assert_one_line_error(cli.run("send", "--json", sid, "hi", code=None), 1)
@@ -471,7 +466,7 @@ def test_logs_of_an_exited_agent_have_no_dead_pane_padding(cli: Cli) -> None:
     """Neither the log nor, without a log, the dead pane's capture shows padding or
     tmux's "Pane is dead" banner."""
     sid = cli.start(*agent_command("--print", "last words", "--exit", "0"))
-    wait_until(_ended(cli, sid, "completed"), timeout=5, what="the exit")
+    cli.wait_status(sid, "completed")
     wait_until(cli.logs_contain(sid, "last words"), what="the output in the log")
     from_log = cli.run("logs", sid).stdout
     assert from_log.endswith("\nlast words\n")
@@ -508,7 +503,7 @@ def test_logs_follow_until_the_agent_exits(cli: Cli) -> None:
     sid = cli.start("sh", "-c", "echo one; sleep 0.3; echo two; sleep 0.3; echo three; exit 4")
     result = cli.run("logs", sid, "-f", timeout=20)
     assert result.stdout.split()[:3] == ["one", "two", "three"], describe(result)
-    wait_until(_ended(cli, sid, "failed"), timeout=5, what="the exit")
+    cli.wait_status(sid, "failed")
     assert cli.show(sid)["exit_code"] == 4
     followed = cli.run("logs", sid, "-f", "--json", timeout=20).stdout
     assert [json.loads(line) for line in followed.splitlines()] == [
