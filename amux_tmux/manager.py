@@ -327,6 +327,8 @@ class Manager:
         where = os.path.abspath(cwd or os.getcwd())
         if not os.path.isdir(where):
             raise exc.UsageError(f"working directory {where} does not exist")
+        if not _is_utf8(where):
+            raise exc.UsageError("the working directory's path is not valid UTF-8")
         for key, value in environment.items():
             if ENV_NAME_RE.fullmatch(key) is None:
                 raise exc.UsageError(f"invalid environment variable name {key[:40]!r}")
@@ -362,6 +364,18 @@ class Manager:
         """Create the tmux session of a ``starting`` record (its lock held) and hand over."""
         sid = record.id
         backend = self.backend_for(record)
+        if not os.path.exists(backend.socket_path):
+            # new-session would start a second server on the path and hide the first.
+            others = self.store.list(Query(include_ended=False)).sessions
+            try:
+                _check_no_agent_alive(
+                    backend.socket_path,
+                    [s for s in others if self.backend_for(s) is backend and s.id != sid],
+                )
+            except exc.TmuxUnavailable:
+                with contextlib.suppress(exc.AmuxError):
+                    self.store.delete(sid)
+                raise
         env = {
             **prepared.agent_env,
             "AMUX_SESSION_ID": sid,
@@ -686,16 +700,67 @@ class Manager:
         is recorded as failed either way.
         """
         listing = self.store.list(query)
-        if any(_start_timed_out(s) for s in listing.sessions):
-            for s in listing.sessions:
-                if _start_timed_out(s):
-                    self._fail_stale_start(s.id)
+        changed = False
+        for s in listing.sessions:
+            if _start_timed_out(s):
+                self._fail_stale_start(s.id)
+                changed = True
+        if not live and self._settle_gone_agents(listing.sessions):
+            changed = True
+        if changed:
             listing = self.store.list(query)
         if not live:
             return Listed([Observed(s) for s in listing.sessions], listing.problems, listing.total)
         return Listed(
             self.observe(listing.sessions, activity=True), listing.problems, listing.total
         )
+
+    def _settle_gone_agents(self, sessions: Sequence[Session]) -> bool:
+        """The cheap local check behind a truthful plain ``ls``: is each agent still there?
+
+        The pane-died hook records almost every exit, but tmux 3.3a sometimes neither
+        reaps an agent nor runs the hook. A recorded pid that is a zombie tells its exit
+        status (recorded at once); one that is gone means tmux is asked, once per server.
+        Returns whether anything may have changed.
+        """
+        running = [s for s in sessions if s.status in (Status.RUNNING, Status.STOPPING) and s.pid]
+        if not running:
+            return False
+        gone = []
+        for s in running:
+            assert s.pid is not None
+            facts = procs.facts(s.pid)
+            if rec.is_alive(s, facts):
+                continue
+            if facts.zombie and not rec.pid_reused(s, facts):
+                known = procs.zombie_exit(s.pid)
+                if known is not None:
+                    self._record_exit(s, known)
+                    continue
+            gone.append(s)
+        if gone:
+            with contextlib.suppress(exc.AmuxError):
+                self.observe(gone)
+        return True
+
+    def _record_exit(self, session: Session, known: tuple[int | None, int | None]) -> None:
+        """Record an exit read from the agent's zombie, if the record still expects it."""
+        code, sig = known
+
+        def ended(s: Session) -> Session:
+            if s.status not in (Status.RUNNING, Status.STOPPING) or s.pid != session.pid:
+                return s
+            if code == 0:
+                return s.transition(Status.COMPLETED, exit_code=0, stopped_at=utcnow())
+            why = (
+                f"agent exited with status {code}"
+                if code is not None
+                else (f"agent was killed by signal {sig}")
+            )
+            return s.transition(Status.FAILED, exit_code=code, error=why, stopped_at=utcnow())
+
+        with contextlib.suppress(exc.AmuxError):
+            self.store.update(session.id, ended)
 
     def _fail_stale_start(self, sid: str) -> None:
         def fail(s: Session) -> Session:
@@ -1010,7 +1075,8 @@ class Manager:
             return None
         record = self.store.get(sid)
         for _ in range(tries):
-            looked = self.observe([record])[0]
+            # Read again each time: a start still holding the lock writes 'running' later.
+            looked = self.observe([self.store.get(sid)])[0]
             record = looked.session
             if record.status.ended or looked.pane is None or not looked.pane.pane_dead:
                 return record
@@ -1127,6 +1193,14 @@ class _Prepared:
     redact: Redactor
     agent_id: str | None
     workspace_id: str | None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def resolve_command(name: str, path: str, cwd: str) -> str:

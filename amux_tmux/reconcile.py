@@ -177,11 +177,12 @@ def is_alive(record: Session, facts: ProcessFacts) -> bool:
         record.pid is not None
         and facts.create_time is not None
         and not facts.zombie
-        and not _pid_reused(record, facts)
+        and not pid_reused(record, facts)
     )
 
 
-def _pid_reused(record: Session, facts: ProcessFacts) -> bool:
+def pid_reused(record: Session, facts: ProcessFacts) -> bool:
+    """Whether the recorded pid now names a process started at another time."""
     return (
         record.pid_create_time is not None
         and facts.create_time is not None
@@ -193,7 +194,7 @@ def _not_our_process(record: Session, pane: LivePane, facts: ProcessFacts) -> st
     """Return why the live pane is not the process this record started ('' if it is)."""
     if record.pid is not None and pane.pane_pid is not None and pane.pane_pid != record.pid:
         return f"pane runs pid {pane.pane_pid}, not the recorded pid {record.pid}"
-    if _pid_reused(record, facts):
+    if pid_reused(record, facts):
         return f"pid {record.pid} was reused by another process"
     return ""
 
@@ -273,7 +274,7 @@ def judge(
             and signal is None
             and pane.pane_dead_time is None
             and facts.create_time is not None
-            and not _pid_reused(record, facts)
+            and not pid_reused(record, facts)
         ):
             # tmux marks a pane dead when its pty closes, a moment before it reaps the
             # agent and learns how it ended; the next look will know.

@@ -395,8 +395,11 @@ class TmuxBackend:
         """
         result = self.cmd("list-panes", "-a", "-F", _LIVE_FORMAT)
         if result.returncode != 0:
-            if _NO_SERVER.search("\n".join(result.stderr)):
+            detail = "\n".join(result.stderr)
+            if _NO_SERVER.search(detail):
                 return Live({}, no_server=True)
+            if detail.strip() == "no current target":
+                return Live({})  # a server with no session left (exit-empty off)
             raise exc.TmuxQueryFailed(
                 "list-panes", _first(result.stderr) or f"exit {result.returncode}"
             )
