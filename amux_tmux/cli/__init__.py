@@ -7,6 +7,7 @@ Every failure is one line on stderr and an exit code from the CLI contract:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -167,6 +168,19 @@ def _take_extra_words(
     setattr(parsed, attr, [*getattr(parsed, attr), *extra])
 
 
+def _tolerant_streams() -> None:
+    """Print what the terminal's encoding cannot show as escapes, not an error.
+
+    Under ``LANG=C`` without UTF-8 coercion, or ``PYTHONIOENCODING=ascii``, a label such as
+    "日本" would otherwise end ``ls`` with UnicodeEncodeError.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            with contextlib.suppress(Exception):
+                reconfigure(errors="backslashreplace")
+
+
 def _check_utf8(argv: Sequence[str]) -> None:
     for i, arg in enumerate(argv, 1):
         try:
@@ -205,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     handler: logging.Handler | None = None
     code = exc.EXIT_FAILED
+    _tolerant_streams()
     try:
         _check_utf8(args_list)
         parser = create_parser()

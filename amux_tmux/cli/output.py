@@ -96,16 +96,41 @@ def age(session: Session, now: dt.datetime | None = None) -> str:
     return f"{max(seconds, 0)}s"
 
 
+def width(text: str) -> int:
+    """Return how many terminal columns ``text`` takes (wide East Asian characters two,
+    combining marks none).
+
+    >>> width("ab"), width("日本"), width("e\u0301")
+    (2, 4, 1)
+    """
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(
+        0
+        if unicodedata.combining(ch)
+        else 2
+        if unicodedata.east_asian_width(ch) in "WF"
+        else 1
+        for ch in text
+    )
+
+
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
-    """Return rows as left-aligned columns; the last column is not padded."""
+    """Return rows as left-aligned columns; the last column is not padded.
+
+    Columns are measured in terminal columns, so a wide label does not push the
+    rest of its row out of line.
+    """
     rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], width(cell))
     lines = []
     for row in (headers, *rows):
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        cells = [cell + " " * (widths[i] - width(cell)) for i, cell in enumerate(row[:-1])]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines) + "\n"
 

@@ -51,6 +51,8 @@ def create_send_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 def _read(source: str) -> str:
     if source == "-":
+        if sys.stdin is None:
+            raise exc.UsageError("cannot read the text from stdin: it is closed")
         data = sys.stdin.buffer.read(MAX_SEND_BYTES + 1)
     else:
         try:
