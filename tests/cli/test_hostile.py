@@ -268,3 +268,35 @@ def test_a_socket_path_tmux_cannot_use(cli: Cli, tmp_path: pathlib.Path) -> None
     )  # fmt: skip
     assert "longer than 107 bytes" in assert_one_line_error(result, 5)
     assert cli.json("ls", "--all") == []
+
+
+def test_a_hanging_tmux_is_bounded(cli: Cli, tmp_path: pathlib.Path) -> None:
+    """tmux that never answers (out of file descriptors, trap 10): stop gives up with exit
+    5, ls --live with a warning and STATE unknown; neither hangs."""
+    sid = cli.start(*agent_command())
+    fake = tmp_path / "hang-bin"
+    fake.mkdir()
+    (fake / "tmux").write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$a" = "-V" ] && { echo "tmux 3.3a"; exit 0; }; done\n'
+        "exec sleep 60\n"
+    )
+    (fake / "tmux").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    line = assert_one_line_error(cli.run("stop", sid, code=None, env=env, timeout=20), 5)
+    assert "did not answer" in line
+    live = cli.run("ls", "--live", env=env, timeout=20)
+    assert live.stdout.splitlines()[1].split()[3:5] == ["running", "unknown"]
+    assert "did not answer" in live.stderr
+    assert cli.show(sid)["state"] == "alive"  # the real tmux: nothing was stopped
+
+
+def test_attach_with_a_stale_tmux_variable(cli: Cli) -> None:
+    """$TMUX naming a server that is gone (a variable leaked into a shell): one error line
+    naming it, no exec, the session untouched."""
+    sid = cli.start(*agent_command())
+    env = {**os.environ, "TMUX": f"{cli.root}/gone-server,4242,0"}
+    for how in ("popup", "window"):
+        line = assert_one_line_error(cli.run("attach", sid, "--in", how, code=None, env=env), 1)
+        assert "gone-server" in line
+    assert cli.show(sid)["state"] == "alive"
