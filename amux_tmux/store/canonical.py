@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import sys
 from typing import Any
 
 # Characters PyYAML reads as printable and not as a line break, minus tab and BOM (which
@@ -369,7 +370,7 @@ def _single(text: str, start: int) -> tuple[str, int]:
             parts.append("'")
             i = end + 2
             continue
-        return "".join(parts), end + 1
+        return _shared("".join(parts)), end + 1
 
 
 def _double(text: str, start: int) -> tuple[str, int]:
@@ -383,7 +384,7 @@ def _double(text: str, start: int) -> tuple[str, int]:
             raise _Decline  # closes on another line (or never)
         if slash < 0:
             parts.append(text[i:quote])
-            return "".join(parts), quote + 1
+            return _shared("".join(parts)), quote + 1
         parts.append(text[i:slash])
         code = text[slash + 1]
         if code in _ESCAPES:
@@ -401,6 +402,11 @@ def _double(text: str, start: int) -> tuple[str, int]:
             i = slash + 2 + width
         else:
             raise _Decline
+
+
+def _shared(text: str) -> str:
+    # Quoted values repeat across records too ("***", a workspace): one copy each.
+    return sys.intern(text) if len(text) <= 64 else text
 
 
 def _plain(text: str) -> Any:

@@ -440,7 +440,7 @@ class FileStore:
                 entries.append(cached)
                 continue
             changed = True
-            entry = self._read_entry(self.path_for(session_id), session_id, problems)
+            entry = self._read_entry(self.path_for(session_id), session_id, stamp, problems)
             if entry is not None:
                 entries.append(entry[0])
                 if keep or entry[0].row is None:
@@ -450,7 +450,7 @@ class FileStore:
         return entries, fresh
 
     def _read_entry(
-        self, path: Path, session_id: str, problems: _Problems
+        self, path: Path, session_id: str, seen: idx.Stamp, problems: _Problems
     ) -> tuple[idx.Entry, Session] | None:
         started = time.time_ns()
         try:
@@ -463,6 +463,7 @@ class FileStore:
         # A file changed within a timestamp tick of this read could change again
         # without changing its stamp: such an entry is kept out of the index.
         trusted = started - max(stamp[1], stamp[2]) > RACY_WINDOW_NS
+        stamp = seen if stamp == seen else stamp  # one tuple, not two, per record
         row = idx.encode_row(session) if trusted else None
         entry = idx.Entry.of(session, stamp if trusted else (-1, -1, -1, -1), row)
         return entry, session

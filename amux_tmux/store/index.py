@@ -182,7 +182,8 @@ def dump(entries: Iterable[Entry]) -> Iterator[bytes]:
     At 100,000 records the index is tens of megabytes: it is produced a block at a
     time instead of as one more copy of every row.
     """
-    keys = []
+    keys: list[list[object]] = []
+    parts: list[bytes] = []  # the keys array, a slice at a time: one list per entry is big
     rows: list[bytes | memoryview] = []
     offset = 0
     for e in entries:
@@ -200,11 +201,16 @@ def dump(entries: Iterable[Entry]) -> Iterator[bytes]:
                 length,
             ]
         )
+        if len(keys) == _ROWS_PER_BLOCK:
+            parts.append(json.dumps(keys, separators=(",", ":"))[1:-1].encode())
+            keys.clear()
         if e.row is not None and length:
             rows.append(e.row)
             offset += length + 1
-    keys_json = json.dumps(keys, separators=(",", ":")).encode()
-    del keys
+    if keys:
+        parts.append(json.dumps(keys, separators=(",", ":"))[1:-1].encode())
+    keys_json = b"[" + b",".join(parts) + b"]"
+    del parts
     crc = zlib.crc32(keys_json)
     for row in rows:
         crc = zlib.crc32(b"\n", zlib.crc32(row, crc))
