@@ -533,8 +533,8 @@ def _env_value(field: str, name: str, value: object) -> str:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value.isoformat()
     if value is None:
-        raise ValueError(f"{field} {name} has no value; write {name}: '' for an empty one")
-    raise ValueError(f"{field} {name} is {_kind(value)}; {_QUOTE_HINT}")
+        raise ValueError(f"{field} {name!r} has no value; write '' for an empty one")
+    raise ValueError(f"{field} {name!r} is {_kind(value)}; {_QUOTE_HINT}")
 
 
 def _environment(field: str, value: object) -> dict[str, str]:

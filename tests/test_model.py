@@ -381,7 +381,7 @@ REJECTED = [
     Rejected("command-map", {"command": {"a": 1}}, "list"),
     Rejected("command-unbalanced", {"command": "echo 'oops"}, "as a list"),
     Rejected("env-float", {"environment": {"V": 3.10}}, "quotes"),
-    Rejected("env-null-value", {"environment": {"A": None}}, "A: ''"),
+    Rejected("env-null-value", {"environment": {"A": None}}, "write ''"),
     Rejected("env-int-name", {"environment": {1: "a"}}, "name"),
     Rejected("env-list-item", {"environment": {"A": ["x"]}}, "list"),
     Rejected("env-bare-list", {"environment": ["A"]}, "map"),

@@ -65,7 +65,7 @@ class _Bad(Exception):
 
     def __init__(self, why: str, *, hostile: bool = False, inode: int = 0) -> None:
         super().__init__(why)
-        self.why = why
+        self.why = _shown(why)  # YAML errors quote the file, escape codes and all
         self.hostile = hostile
         #: The inode judged bad, if it was opened: quarantine moves only that one.
         self.inode = inode
@@ -526,7 +526,8 @@ class FileStore:
                 moved_to = str(target)
         except (OSError, exc.AmuxError):
             pass  # reported as bad but left in place; list still goes on
-        return Problem(str(path), why, session_id, moved_to)
+        shown = None if moved_to is None else _shown(moved_to)
+        return Problem(_shown(str(path)), why, session_id, shown)
 
     def _quarantined(self) -> _Problems:
         """Return one problem per file in ``.amux/quarantine/``, oldest first.
@@ -548,10 +549,10 @@ class FileStore:
             session_id = name[len(RECORD_PREFIX) : cut] if cut > 0 else ""
             problems.append(
                 Problem(
-                    str(self.sessions_dir / name[: cut + len(RECORD_SUFFIX)]),
+                    _shown(str(self.sessions_dir / name[: cut + len(RECORD_SUFFIX)])),
                     "in quarantine (not YAML, or hostile); inspect it, then delete it",
                     session_id if is_valid_id(session_id) else None,
-                    str(self.quarantine_dir / name),
+                    _shown(str(self.quarantine_dir / name)),
                 )
             )
         return problems
@@ -709,6 +710,13 @@ def _check_new_size(session: Session) -> None:
     raise exc.RecordTooLarge(
         size, codec.MAX_NEW_RECORD_BYTES, _SHORTEN.get(largest, f"the {largest} field")
     )
+
+
+def _shown(text: str) -> str:
+    """Return ``text`` with anything a terminal would act on escaped (it gets printed)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _not_regular(mode: int) -> str:

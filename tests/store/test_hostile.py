@@ -532,3 +532,19 @@ def test_a_device_named_like_a_record_is_never_opened(
     assert str(path) not in opened
     assert [s.id for s in listing.sessions] == sorted(GOOD_IDS)
     assert listing.problem_ids == {"dev001"}
+
+
+def test_problems_never_carry_escape_codes(with_good: FileStore) -> None:
+    """Problems get printed: what a file says must not drive the terminal."""
+    plant(with_good, "esc001", b"id: esc001\nstatus: \x1b[2J\x1b]0;owned\x07\n")
+    plant(with_good, "esc002", b"id: esc002\nstatus: [\x1b[31m\n")
+    plant(with_good, "esc003", record_bytes("esc003", environment='{"\\e[1m": null}'))
+    (with_good.sessions_dir / "session-\x1b[2J\u202e.yaml").write_bytes(b"x")
+    listing = with_good.list()
+    assert len(listing.problems) == 4
+    for problem in listing.problems:
+        for text in (str(problem), *(v or "" for v in problem.to_dict().values())):
+            assert text.isprintable(), text
+    with pytest.raises(exc.CorruptRecord) as info:
+        with_good.get("esc001")
+    assert str(info.value).isprintable()
