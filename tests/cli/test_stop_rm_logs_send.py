@@ -511,3 +511,14 @@ def test_logs_follow_until_the_agent_exits(cli: Cli) -> None:
         {"line": "two"},
         {"line": "three"},
     ]
+
+
+def test_logs_follow_shows_a_line_redrawn_while_following_as_its_last_frame(cli: Cli) -> None:
+    """logs -f started before a progress line is redrawn in place prints its last state
+    once, not every frame glued together."""
+    sid = cli.start(
+        "sh", "-c",
+        'sleep 1; for i in 1 2 3; do printf "\\r\\033[2Kframe $i"; sleep 0.1; done; echo; exit 0',
+    )  # fmt: skip
+    result = cli.run("logs", sid, "-f", timeout=20)
+    assert result.stdout == "frame 3\n", describe(result)
