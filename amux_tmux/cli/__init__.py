@@ -212,6 +212,26 @@ def _setup_logging(level: str | None, redact: Callable[[str], str]) -> logging.H
     return handler
 
 
+def _parse(args: list[str]) -> argparse.Namespace | None:
+    """Parse a command line; print the help and return None when no command is named."""
+    _check_utf8(args)
+    parser = create_parser()
+    head, rest = _split_rest(args)
+    parsed, extra = parser.parse_known_args(head)
+    if not hasattr(parsed, "run"):
+        if extra or rest:
+            parser.error(f"unrecognized arguments: {' '.join([*extra, '--', *(rest or [])])}")
+        parser.print_help()
+        return None
+    if extra:
+        _take_extra_words(parser, parsed, extra)
+    if rest and not getattr(parsed, "takes_rest", False):
+        # `stop a -- b` must not stop a and silently drop b.
+        parser.error(f"{parsed.command_name} takes nothing after --: {' '.join(rest)}")
+    parsed.rest = rest
+    return parsed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
     redact = REDACT
@@ -221,23 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exc.EXIT_FAILED
     _tolerant_streams()
     try:
-        _check_utf8(args_list)
-        parser = create_parser()
-        head, rest = _split_rest(args_list)
-        if not head:
-            parser.print_help()
+        parsed = _parse(args_list)
+        if parsed is None:
             code = 0
             return code
-        parsed, extra = parser.parse_known_args(head)
-        if not hasattr(parsed, "run"):
-            if extra:
-                parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            parser.print_help()
-            code = 0
-            return code
-        if extra:
-            _take_extra_words(parser, parsed, extra)
-        parsed.rest = rest
         handler = _setup_logging(parsed.log_level, redact)
         log.debug("%s %s (amux-tmux %s, python %s)", PROG, parsed.command_name, __version__,
                   sys.version.split()[0])  # fmt: skip

@@ -40,6 +40,7 @@ def create_send_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "text", nargs="*", help="text to send (words joined by spaces); - reads stdin"
     )
     parser.set_defaults(extra_words="text")  # `send REF --no-enter some text`
+    parser.set_defaults(takes_rest=True)  # what follows --
     parser.add_argument("--file", help="send this file's text ('-' for stdin)")
     parser.add_argument("--no-enter", action="store_true", help="do not press Enter after it")
     parser.add_argument(

@@ -45,6 +45,7 @@ def create_start_subparser(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.usage = "%(prog)s [AGENT] [options] [-- COMMAND...]"
     parser.epilog = EXAMPLES
     parser.add_argument("agent", nargs="?", help="an agent profile (see .amux/config.yaml)")
+    parser.set_defaults(takes_rest=True)  # what follows --
     parser.add_argument("--name", help="a name to refer to the session by (unique among live)")
     parser.add_argument("--agent", dest="agent_id", help="an agent label, e.g. claude")
     parser.add_argument("--workspace", dest="workspace_id", help="a workspace label")

@@ -174,6 +174,8 @@ BAD_ARGV = [
     BadArgv("unknown-option", ["ls", "--bogus"], "unrecognized arguments: --bogus"),
     BadArgv("unknown-global-option", ["--bogus", "ls"], "unrecognized arguments: --bogus"),
     BadArgv("stray-word", ["ls", "extra"], "unrecognized arguments: extra"),
+    BadArgv("words-after-dashes", ["stop", "x1", "--", "x2"], "stop takes nothing after --"),
+    BadArgv("dashes-without-command", ["--", "ls"], "unrecognized arguments: -- ls"),
     BadArgv("unknown-status", ["ls", "--status", "sleeping"], "invalid choice: 'sleeping'"),
     BadArgv("negative-limit", ["ls", "--limit", "-1"], "--limit"),
     BadArgv("word-limit", ["ls", "--limit", "many"], "invalid int value: 'many'"),
