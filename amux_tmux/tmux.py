@@ -270,7 +270,9 @@ def _bounded_server_class() -> type[libtmux.Server]:
             stdin: bytes | None = None,
             control: bool = False,
         ) -> BoundedCmd:
-            argv = ["-C"] if control else []
+            # A control client is never the one to start a server (-N): a batch meant
+            # for a server that is gone must not act on a fresh one, whose $ids start over.
+            argv = ["-N", "-C"] if control else []
             argv += ["-S", str(self.socket_path), cmd]
             if target is not None:
                 argv += ["-t", str(target)]
@@ -532,7 +534,8 @@ class TmuxBackend:
         tmux's ``a ; b`` chains stop at the first error and fail past ~100 commands, so
         this uses control mode (``-C``), which answers each command with ``%end`` or
         ``%error``. A control client must be attached to something: it gets a private
-        session that tmux destroys when the client leaves (also if we are killed).
+        session that tmux destroys when the client leaves (also if we are killed). With
+        no server on the socket nothing is started: :class:`TmuxQueryFailed`.
         """
         if not commands:
             return []

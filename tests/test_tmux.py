@@ -458,6 +458,14 @@ def test_batch_refuses_words_it_cannot_quote(backend: TmuxBackend) -> None:
     assert backend.calls == 0
 
 
+def test_batch_never_starts_a_server(backend: TmuxBackend) -> None:
+    """Without a server a batch fails (tmux unavailable) instead of starting one in which
+    ``$0`` would be some other session."""
+    with pytest.raises(exc.TmuxQueryFailed):
+        backend.batch([["kill-session", "-t", "$0"]])
+    assert backend.list_live().no_server is True
+
+
 def test_batch_leaves_no_process_behind(backend: TmuxBackend, tmux_cli: TmuxCli) -> None:
     """The control session's placeholder process ends with it."""
     _spawn(backend, "batch04")
