@@ -82,6 +82,11 @@ _SPAWN_FORMAT = _SEP.join(("#{session_id}", "#{pane_id}", "#{pane_pid}", "#{sock
 _NO_SERVER = re.compile(
     r"no server running on |error connecting to .* \(No such file or directory\)"
 )
+#: tmux could not talk to its server at all: the server is unavailable (exit 5), which
+#: says nothing about the command.
+_UNREACHABLE = re.compile(
+    r"^(?:no server running on |error connecting to |lost server|server exited unexpectedly)"
+)
 _TOKEN = re.compile(r"[A-Za-z0-9_@%$=:.,/+-]+")
 #: tmux binaries whose version passed :meth:`TmuxBackend.check_version` in this process.
 _VERSION_OK: set[str] = set()
@@ -344,7 +349,10 @@ class TmuxBackend:
     def _must(self, *args: str, stdin: bytes | None = None) -> Any:
         result = self.cmd(*args, stdin=stdin)
         if result.returncode != 0:
-            raise exc.TmuxCommandFailed(args[0], _first(result.stderr) or "failed")
+            detail = _first(result.stderr) or "failed"
+            if _UNREACHABLE.match(detail):
+                raise exc.TmuxQueryFailed(args[0], detail)
+            raise exc.TmuxCommandFailed(args[0], detail)
         return result
 
     def check_version(self) -> None:

@@ -348,6 +348,23 @@ def test_only_no_server_is_an_empty_listing(tmp_path: pathlib.Path, case: Messag
     assert err.value.exit_code == 5
 
 
+@pytest.mark.parametrize("case", [m for m in MESSAGES if m.stderr], ids=lambda c: c.test_id)
+def test_new_session_on_an_unreachable_server_is_tmux_unavailable(
+    tmp_path: pathlib.Path, case: Message
+) -> None:
+    """tmux cannot reach its server: exit 5 (unavailable), not "the command failed"."""
+    fake = _fake_tmux(tmp_path / "bin", f"echo '{case.stderr}' >&2\nexit 1")
+    with pytest.raises(exc.TmuxUnavailable) as err:
+        _spawn(TmuxBackend("s", tmux_bin=fake), "unr001")
+    assert err.value.exit_code == 5
+
+
+def test_new_session_refused_by_the_server_is_a_failed_command(tmp_path: pathlib.Path) -> None:
+    fake = _fake_tmux(tmp_path / "bin", "echo 'duplicate session: amux-x' >&2\nexit 1")
+    with pytest.raises(exc.TmuxCommandFailed, match="duplicate session"):
+        _spawn(TmuxBackend("s", tmux_bin=fake), "unr002")
+
+
 def test_garbage_listing_is_an_error(tmp_path: pathlib.Path) -> None:
     """Output that is not our format is an error, never silently fewer sessions."""
     fake = _fake_tmux(tmp_path / "bin", "echo 'something unexpected'")
