@@ -623,7 +623,7 @@ class WaitCase(NamedTuple):
 
 WAITS = [
     WaitCase("exited", ("--", *agent("--busy", "1", "--exit", "0")), "exited"),
-    WaitCase("waiting", ("busy",), "waiting"),
+    WaitCase("waiting", ("noresume",), "waiting"),
     WaitCase("idle", ("quiet",), "idle"),
 ]
 
@@ -731,3 +731,102 @@ def test_server_options_for_agents_leave_other_servers_alone(
     assert mine_after == mine_before
     assert "focus-events off" in mine_after[0].splitlines()
     assert user_server("list-sessions", "-F", "#{session_name}").stdout.split() == ["mine"]
+
+
+# --- races: recover against recover and reconcile, a storm of hooks -----------------
+
+
+def _orphans(cli: Cli, count: int) -> list[str]:
+    """``count`` sessions, orphaned by a simulated reboot."""
+    ids = [
+        start(cli, "--name", f"o{n}", "--", "sh", "-c", "echo up; exec cat") for n in range(count)
+    ]
+    kill_server(cli.socket_path)
+    cli.run("reconcile", "--grace", "0")
+    assert [cli.show(s)["status"] for s in ids] == ["orphaned"] * count
+    return ids
+
+
+def _each_back_once(cli: Cli, ids: list[str]) -> None:
+    live = cli.tmux("list-sessions", "-F", "#{session_name}").stdout.split()
+    assert sorted(live) == sorted(f"amux-{s}" for s in ids)
+    for sid in ids:
+        record = cli.show(sid)
+        assert (record["status"], record["state"]) == ("running", "alive"), record
+        assert len(record["runs"]) == 1, (sid, record["runs"])
+
+
+def test_two_recovers_at_once_restart_each_session_once(fleet: Cli) -> None:
+    """Two `recover --yes` (a boot script and a person) racing: every orphan is restarted
+    once; the loser does not stop and restart what the winner just brought back."""
+    cli = fleet
+    ids = _orphans(cli, 3)
+    with background(cli, "recover", "--yes") as one, background(cli, "recover", "--yes") as two:
+        out = [p.communicate(timeout=120) for p in (one, two)]
+    assert "Traceback" not in out[0][1] + out[1][1]
+    _each_back_once(cli, ids)
+    lines = (out[0][0] + out[1][0]).splitlines()
+    assert sorted(ln.split(" ", 1)[0] for ln in lines) == sorted(ids), lines
+
+
+def test_recover_racing_reconcile(fleet: Cli) -> None:
+    """A reconcile (cron) during a recover must not orphan or kill what recover starts."""
+    cli = fleet
+    ids = _orphans(cli, 3)
+    with background(cli, "recover", "--yes") as recovering:
+        for _ in range(4):
+            result = cli.run("reconcile", "--grace", "0", code=None)
+            assert result.returncode in (0, 4), describe(result)
+        assert recovering.wait(timeout=120) == 0
+    cli.run("reconcile", "--grace", "0")
+    _each_back_once(cli, ids)
+    tags = cli.tmux("list-sessions", "-F", "#{@amux_orphan}").stdout.split()
+    assert tags == [], "recover's sessions were tagged as orphans"
+
+
+def _hook_commands() -> list[str]:
+    hooks = json.loads(
+        (pathlib.Path(__file__).parents[2] / "examples" / "claude-code-hooks.json").read_text()
+    )
+    return [h["command"] for event in hooks["hooks"].values() for m in event for h in m["hooks"]]
+
+
+def test_a_storm_of_hooks(fleet: Cli, tmp_path: pathlib.Path) -> None:
+    """Claude Code's hooks (the shipped example) fired many at once from the agent's
+    environment: every mark lands (one revision each), readers never see a bad record."""
+    cli = fleet
+    sid = start(cli, "chatty")
+    before = cli.show(sid)["revision"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = env_with(
+        AMUX_SESSION_ID=sid,
+        AMUX_ROOT=str(cli.root),
+        PATH=f"{pathlib.Path(PY).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    commands = _hook_commands()
+    assert len(commands) == 5
+    storm = [commands[n % len(commands)] for n in range(24)]
+    procs = [
+        subprocess.Popen(["sh", "-c", c], env=env, cwd=elsewhere, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for c in storm
+    ]  # fmt: skip
+    try:
+        for _ in range(3):
+            read = cli.run("ls", "--live", "--json")
+            assert read.stderr == ""
+            assert [r["id"] for r in json.loads(read.stdout)] == [sid]
+        results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    assert results == [(0, "")] * len(storm)
+    after = cli.show(sid)
+    assert after["revision"] == before + len(storm)
+    assert after["status"] == "running"
+    assert after["activity"] in ("working", "waiting", "idle")
+    # Nothing was created where the hooks ran.
+    assert list(elsewhere.iterdir()) == []
