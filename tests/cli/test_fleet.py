@@ -830,3 +830,66 @@ def test_a_storm_of_hooks(fleet: Cli, tmp_path: pathlib.Path) -> None:
     assert after["activity"] in ("working", "waiting", "idle")
     # Nothing was created where the hooks ran.
     assert list(elsewhere.iterdir()) == []
+
+
+# --- more attacks -------------------------------------------------------------------
+
+
+def test_restart_of_an_ended_session_keeps_names_unique(fleet: Cli) -> None:
+    """A stopped session's name may go to a new session; restarting the old one must not
+    make two live sessions with one name (every reference to it would be ambiguous)."""
+    cli = fleet
+    old = start(cli, "--name", "dup", "--", "sh", "-c", "exec cat")
+    cli.run("stop", "dup")
+    new = start(cli, "--name", "dup", "--", "sh", "-c", "exec cat")
+    result = cli.run("restart", old, code=None)
+    live = [r for r in cli.json("ls") if r["name"] == "dup"]
+    assert [r["id"] for r in live] == [new], describe(result)
+    assert_one_line_error(result, 2)
+    assert cli.show("dup")["id"] == new
+
+
+def test_restart_of_a_completed_session_keeps_its_exit(fleet: Cli) -> None:
+    cli = fleet
+    sid = start(cli, "--", *agent("--print", "done", "--exit", "3"))
+    ended = cli.wait_status(sid, "failed", timeout=SLOW)
+    cli.run("restart", sid)
+    after = cli.show(sid)
+    assert after["status"] in ("running", "failed")
+    [run] = after["runs"]
+    assert (run["status"], run["exit_code"]) == ("failed", 3)
+    assert run["started_at"] == ended["started_at"]
+
+
+def test_a_profile_command_that_does_not_exist(fleet: Cli) -> None:
+    write_config(fleet.root, {"ghost": {"command": ["no-such-agent-binary-xyz", "--flag"]}})
+    line = assert_one_line_error(fleet.run("start", "ghost", code=None), 2)
+    assert "no-such-agent-binary-xyz" in line
+    nothing_created(fleet)
+
+
+def test_read_only_commands_survive_a_broken_config(fleet: Cli) -> None:
+    """Someone is editing .amux/config.yaml (or a pull broke it): `show` and `ls --live`
+    still show the sessions (a warning is fine), they only lose the profile's patterns."""
+    cli = fleet
+    sid = start(cli, "quiet")
+    write_config(cli.root, "agents:\n  quiet: [\n")
+    shown = cli.run("show", sid, "--json", code=None)
+    assert shown.returncode == 0, describe(shown)
+    assert json.loads(shown.stdout)["state"] == "alive"
+    listed = cli.run("ls", "--live", "--json", code=None)
+    assert listed.returncode == 0, describe(listed)
+    assert [r["id"] for r in json.loads(listed.stdout)] == [sid]
+
+
+def test_wait_for_an_activity_of_an_agent_that_exits(fleet: Cli) -> None:
+    """The agent exits instead of reaching the state: the wait ends at once with an error
+    (not at its timeout)."""
+    cli = fleet
+    sid = start(cli, "--", *agent("--busy", "1", "--exit", "0"))
+    began = time.monotonic()
+    result = cli.run("wait", sid, "--until", "waiting", "--timeout", "60", code=None, timeout=90)
+    assert time.monotonic() - began < 30
+    line = assert_one_line_error(result, result.returncode)
+    assert result.returncode != 0
+    assert "not running" in line
