@@ -229,12 +229,13 @@ def test_second_remove_plans_nothing_and_is_quiet(cli: Cli, store_id: str) -> No
 
 def test_json_shape_and_summary(cli: Cli, store_id: str) -> None:
     """--json gives every field of every action and of the run; people get one line."""
+    cli.tmux("new-session", "-d", "-s", "work", *SLEEP)  # keeps the server up throughout
     _gone(cli, "out001")
     sid = owned_session(cli.tmux, "out002", store_id)
     data = _reconcile_json(cli, "--grace", "0")
     assert set(data) == JSON_KEYS
     assert (data["busy"], data["dry_run"], data["tmux_calls"]) == (False, False, 3)
-    assert (data["foreign_sessions"], data["problems"], data["unreachable"]) == (0, [], {})
+    assert (data["foreign_sessions"], data["problems"], data["unreachable"]) == (1, [], {})
     assert data["actions"] == [
         {
             "action": "mark-orphaned",
@@ -471,7 +472,10 @@ def test_failed_action_exits_1_others_still_run(
     real = shutil.which("tmux")
     env = _with_fake_tmux(
         tmp_path / "bin",
-        f'[ "$1" = -C ] && {{ echo "fake: control mode refused" >&2; exit 1; }}\nexec {real} "$@"',
+        'for a in "$@"; do\n'
+        '  [ "$a" = -C ] && { echo "fake: control mode refused" >&2; exit 1; }\n'
+        "done\n"
+        f'exec {real} "$@"',
     )
     _gone(cli, "fail01")
     owned_session(cli.tmux, "fail02", store_id)
