@@ -542,25 +542,30 @@ class TmuxBackend:
         tmux's ``a ; b`` chains stop at the first error and fail past ~100 commands, so
         this uses control mode (``-C``), which answers each command with ``%end`` or
         ``%error``. A control client must be attached to something: it gets a private
-        session that tmux destroys when the client leaves (also if we are killed). With
-        no server on the socket nothing is started: :class:`TmuxQueryFailed`.
+        session, killed by the batch's last command. (``destroy-unattached`` would do it
+        for us, but tmux 3.3a segfaults after a few such sessions while other clients
+        come and go, taking every agent with it.) If we are killed half way, the
+        session's own command ends it soon after. With no server on the socket nothing
+        is started: :class:`TmuxQueryFailed`.
         """
         if not commands:
             return []
-        lines = "".join(_control_line(c) + "\n" for c in commands).encode()
         hidden = f"_amux-batch-{os.getpid()}-{os.urandom(4).hex()}"
+        lines = "".join(_control_line(c) + "\n" for c in commands)
+        lines += _control_line(["kill-session", "-t", f"={hidden}"]) + "\n"
+        lifetime = str(int(self.timeout * 2) + 5)
         self.calls += 1
         result = self.server.run(  # type: ignore[attr-defined]
-            "new-session", "-s", hidden, "-x", "80", "-y", "24", "--", "sleep", "3600",
-            ";", "set-option", "-t", f"={hidden}:", "destroy-unattached", "on",
-            stdin=lines, control=True,
+            "new-session", "-s", hidden, "-x", "80", "-y", "24", "--", "sleep", lifetime,
+            ";", "set-option", "-t", f"={hidden}:", "remain-on-exit", "off",
+            stdin=lines.encode(), control=True,
         )  # fmt: skip
         # Blocks flagged 1 answer the lines we sent; the commands on our argv are 0.
         outcomes = [o for flags, o in _control_blocks(result.stdout) if flags == "1"]
-        if len(outcomes) != len(commands):
+        if len(outcomes) < len(commands):
             detail = _first(result.stderr) or f"{len(outcomes)} answers to {len(commands)}"
             raise exc.TmuxQueryFailed("control mode", detail)
-        return outcomes
+        return outcomes[: len(commands)]
 
     def set_orphan_tags(self, session_ids: Sequence[str]) -> list[Outcome]:
         """Tag many sessions ``@amux_orphan 1`` (owned, but no record) in one process."""
