@@ -297,6 +297,6 @@ def test_attach_with_a_stale_tmux_variable(cli: Cli) -> None:
     sid = cli.start(*agent_command())
     env = {**os.environ, "TMUX": f"{cli.root}/gone-server,4242,0"}
     for how in ("popup", "window"):
-        line = assert_one_line_error(cli.run("attach", sid, "--in", how, code=None, env=env), 1)
+        line = assert_one_line_error(cli.run("attach", sid, "--in", how, code=None, env=env), 5)
         assert "gone-server" in line
     assert cli.show(sid)["state"] == "alive"
