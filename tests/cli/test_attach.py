@@ -68,18 +68,23 @@ HOWS = [
 ]
 
 
-@pytest.mark.parametrize("how", HOWS, ids=lambda h: h.test_id)
-def test_attach_from_outside_tmux(cli: Cli, viewer: Tmux, how: How) -> None:
-    """attach REF (id, unique prefix or name) execs a tmux client on that session."""
+def test_attach_from_outside_tmux(cli: Cli, viewer: Tmux) -> None:
+    """attach REF (id, unique prefix or name) execs a tmux client on that session, never
+    on the other one."""
     sid = cli.start(*agent_command("--print", "on-screen"), opts=("--name", "watched"))
     other = cli.start(*agent_command())  # a second session the client must not land on
-    ref = how.ref(sid)
-    if other.startswith(ref):
-        ref = sid  # 1 in 16 million: the two random ids share 6 digits
-    _in_viewer(viewer, cli.argv("attach", ref))
-    wait_until(lambda: _clients(cli.tmux) == [f"amux-{sid}"], what="a client on the session")
-    [name] = viewer("list-sessions", "-F", "#{session_name}").stdout.split()
-    wait_until(lambda: "on-screen" in _screen(viewer, f"={name}:"), what="the agent on screen")
+    for how in HOWS:
+        ref = how.ref(sid)
+        if other.startswith(ref):
+            ref = sid  # 1 in 16 million: the two random ids share 6 digits
+        made = viewer("new-session", "-d", "-s", how.test_id, "-x", "120", "-y", "40",
+                      "--", "env", "-u", "TMUX", *cli.argv("attach", ref))  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        wait_until(lambda: _clients(cli.tmux) == [f"amux-{sid}"], what=how.test_id)
+        target = f"={how.test_id}:"
+        wait_until(lambda: "on-screen" in _screen(viewer, target), what="the agent")
+        viewer("kill-session", "-t", f"={how.test_id}")  # its client detaches
+        wait_until(lambda: _clients(cli.tmux) == [], what="the client to go")
 
 
 def test_start_attach_from_outside_tmux(cli: Cli, viewer: Tmux) -> None:

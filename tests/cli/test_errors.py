@@ -7,17 +7,19 @@ import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import psutil
 import pytest
 
+from amux_tmux.cli import main
 from amux_tmux.model import Session, Status, utcnow
 from amux_tmux.store import FileStore
 from tests.cli.conftest import Cli, assert_one_line_error, describe
 from tests.conftest import agent_command
 
+Amux = Callable[..., tuple[int, str, str]]
 REF_COMMANDS = [
     ["show"],
     ["stop"],
@@ -46,16 +48,40 @@ def _record(store: FileStore, sid: str, status: Status = Status.STOPPED, **field
     store.create(Session(id=sid, status=status, created_at=now, updated_at=now, **fields))  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def amux(cli: Cli, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """The CLI in this process (``main([...])``), on the test's root and socket."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--root", str(cli.root), "--socket", cli.socket, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _one_line(ran: tuple[int, str, str], code: int) -> str:
+    """The contract for failures, in process: exit ``code``, nothing on stdout, exactly
+    one stderr line in the CLI's format; return it."""
+    got, out, err = ran
+    assert (got, out) == (code, ""), ran
+    assert err.endswith("\n") and len(err.splitlines()) == 1, err
+    assert err.startswith("amux-tmux: error: "), err
+    assert "Traceback" not in err
+    return err.rstrip("\n")
+
+
 def _no_records(root: pathlib.Path) -> bool:
     sessions = root / ".amux" / "sessions"
     return not sessions.exists() or list(sessions.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", REF_COMMANDS, ids=" ".join)
-def test_unknown_ref_exits_3(cli: Cli, command: list[str]) -> None:
+def test_unknown_ref_exits_3(cli: Cli, amux: Amux, command: list[str]) -> None:
     """A reference that matches nothing: exit 3 from every command that takes one."""
     _record(FileStore(cli.root), "other1")
-    line = assert_one_line_error(cli.run(*_with_ref(command, "nothing"), code=None), 3)
+    line = _one_line(amux(*_with_ref(command, "nothing")), 3)
     assert line == "amux-tmux: error: no session matches 'nothing'"
 
 
@@ -63,27 +89,27 @@ BAD_REFS = ["../../etc/passwd", "a/b", "=x", "x" * 300, "a b", "\u00e9t\u00e9", 
 
 
 @pytest.mark.parametrize("ref", BAD_REFS, ids=ascii)
-def test_bad_ref_exits_2(cli: Cli, ref: str) -> None:
+def test_bad_ref_exits_2(cli: Cli, amux: Amux, ref: str) -> None:
     """A reference that can be neither id, prefix nor name is refused before any lookup;
     the message shows it escaped (a terminal escape in it does not reach the terminal)."""
     for command in (["show"], ["stop"], ["rm", "--force"], ["send", "REF", "x"]):
-        line = assert_one_line_error(cli.run(*_with_ref(command, ref), code=None), 2)
+        line = _one_line(amux(*_with_ref(command, ref)), 2)
         assert "invalid session id" in line
         assert "\x1b" not in line
     assert not (cli.root / "etc").exists()
 
 
-def test_ambiguous_prefix_exits_2_and_names_the_candidates(cli: Cli) -> None:
+def test_ambiguous_prefix_exits_2_and_names_the_candidates(cli: Cli, amux: Amux) -> None:
     """A prefix of several ids, or a name shared by ended sessions: exit 2 with candidates."""
     store = FileStore(cli.root)
     _record(store, "f00aaa", name="dup")
     _record(store, "f00bbb", name="dup")
     _record(store, "f01ccc")
     for command in (["show"], ["stop"], ["rm"], ["logs"], ["attach"]):
-        line = assert_one_line_error(cli.run(*_with_ref(command, "f00"), code=None), 2)
+        line = _one_line(amux(*_with_ref(command, "f00")), 2)
         assert "'f00' is ambiguous" in line
         assert line.endswith("f00aaa, f00bbb")
-    line = assert_one_line_error(cli.run("show", "dup", code=None), 2)
+    line = _one_line(amux("show", "dup"), 2)
     assert line.endswith("f00aaa, f00bbb")
     assert cli.show("f00a")["id"] == "f00aaa"  # a longer prefix is unique
 
@@ -214,9 +240,9 @@ BAD_ARGV = [
 
 
 @pytest.mark.parametrize("case", BAD_ARGV, ids=lambda c: c.test_id)
-def test_bad_argv_exits_2(cli: Cli, case: BadArgv) -> None:
+def test_bad_argv_exits_2(cli: Cli, amux: Amux, case: BadArgv) -> None:
     """Malformed command lines: exit 2, exactly one stderr line, no traceback, no record."""
-    line = assert_one_line_error(cli.run(*case.argv, code=None), 2)
+    line = _one_line(amux(*case.argv), 2)
     assert case.message in line
     assert _no_records(cli.root)
 
