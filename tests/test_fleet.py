@@ -334,9 +334,9 @@ def test_live_listings_do_not_crash_the_tmux_server(fleet: Fleet, tmux_cli: Tmux
     """`ls --live` (or `watch amux-tmux ls --live`) run again and again over a few dozen
     agents must leave the tmux server, and so every agent, alive.
 
-    tmux 3.3a segfaults here (dmesg: "tmux: server[PID]: segfault at 10") after a few
-    of the control-mode batches that capture the panes: each batch creates a session
-    for its control client and lets ``destroy-unattached`` destroy it."""
+    tmux 3.3a segfaulted here (dmesg: "tmux: server[PID]: segfault at 10") after a few
+    control-mode batches capturing the panes, when each batch's control client got a
+    session that ``destroy-unattached`` destroyed as the client left."""
     write_profiles(fleet.root, CHEAP_PROFILES)
     starter = fleet.manager()
     started = [starter.start(StartSpec(agent="cheap")) for _ in range(30)]
