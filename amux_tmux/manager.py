@@ -26,6 +26,7 @@ from amux_tmux import exc, launch, logfile, procs
 from amux_tmux import reconcile as rec
 from amux_tmux.model import (
     MAX_RUNS,
+    SCHEMA_VERSION,
     Activity,
     LivePane,
     ProcessFacts,
@@ -296,12 +297,16 @@ class Manager:
                 updated_at=now,
                 name=name,
                 agent_id=prepared.agent_id,
+                profile=profile.name if profile is not None else None,
+                profile_args=len(spec.command) if profile is not None else 0,
                 workspace_id=prepared.workspace_id,
                 tmux_socket=self.backend.socket_path,
                 tmux_session=tmux_session_name(sid),
                 command=prepared.masked_command,
                 cwd=prepared.cwd,
                 environment=prepared.masked_environment,
+                masked_env=prepared.masked_env,
+                masked_args=prepared.masked_args,
             )
             self.store.create(record)
             return self._launch(record, prepared, store_id)
@@ -348,13 +353,17 @@ class Manager:
         redactor = Redactor([*secret.values(), *argv_secret_values(command, secret.values())])
         # Fail before anything exists when tmux cannot be run at all.
         self.backend.check_version()
+        masked_command = mask_argv(command, secret.values())
+        masked_environment = mask_environment(environment, forced)
         return _Prepared(
             argv=tuple(command),
             exe=exe,
             cwd=where,
             agent_env=agent_env,
-            masked_command=mask_argv(command, secret.values()),
-            masked_environment=mask_environment(environment, forced),
+            masked_command=masked_command,
+            masked_environment=masked_environment,
+            masked_env=tuple(k for k, v in environment.items() if masked_environment[k] != v),
+            masked_args=tuple(i for i, a in enumerate(command) if masked_command[i] != a),
             redact=redactor,
             agent_id=agent_id,
             workspace_id=workspace_id,
@@ -518,6 +527,13 @@ class Manager:
                     stopped_at=None,
                     activity=None,
                     activity_at=None,
+                    # The command stays the session's own (a resume runs the profile's).
+                    environment=prepared.masked_environment,
+                    masked_env=prepared.masked_env,
+                    masked_args=s.masked_args
+                    if s.schema >= SCHEMA_VERSION
+                    else tuple(i for i, part in enumerate(s.command) if MASK in part),
+                    schema=SCHEMA_VERSION,
                 )
 
             record = self.store.update(sid, again)
@@ -527,51 +543,63 @@ class Manager:
         self, record: Session, resume: bool, environ: Mapping[str, str]
     ) -> _Prepared:
         command = list(record.command)
-        if resume:
-            profile = self._profile_of(record)
-            if profile is None or not profile.resume:
-                raise exc.UsageError(
-                    f"session {record.id} has no resume command: "
-                    f"no profile {record.agent_id or '(none)'} with 'resume' in .amux/config.yaml"
-                )
-            extra = (
-                command[len(profile.command) :]
-                if command[: len(profile.command)] == list(profile.command)
-                else []
-            )
-            command = [*profile.resume, *extra]
-        masked_args = [i for i, part in enumerate(command) if MASK in part]
-        if masked_args:
+        if record.schema >= SCHEMA_VERSION:
+            masked_args = set(record.masked_args)
+            masked_names = set(record.masked_env)
+        else:  # records from before masks were listed: a "***" in them was a mask
+            masked_args = {i for i, part in enumerate(command) if MASK in part}
+            masked_names = {k for k, v in record.environment.items() if MASK in v}
+        if masked_args and not resume:
             raise exc.UsageError(
                 f"session {record.id} cannot be restarted: argument(s) "
-                f"{', '.join(map(str, masked_args))} of its command were secret and are masked; "
-                "pass such values with -e/--secret instead"
+                f"{', '.join(map(str, sorted(masked_args)))} of its command were secret and "
+                "are not stored; pass such values with -e/--secret instead"
             )
+        if resume:
+            resumed = self._resume_argv(record)
+            if resumed is None:
+                raise exc.UsageError(
+                    f"session {record.id} has no resume command: it was not started from a "
+                    f"profile with 'resume' (agent {record.agent_id or '-'})"
+                )
+            command = resumed
         environment = dict(record.environment)
-        # A URL keeps all but its password: any masked part needs the real value again.
-        secret_names = [k for k, v in environment.items() if MASK in v]
-        missing = [k for k in secret_names if k not in environ]
+        missing = sorted(k for k in masked_names if k not in environ)
         if missing:
             raise exc.UsageError(
                 f"session {record.id} needs {', '.join(missing)} from the environment "
                 "(its value was secret and is not stored); export it and try again"
             )
-        for key in secret_names:
+        for key in masked_names:
             environment[key] = environ[key]
         return self._prepare(
             command,
             record.cwd,
             environment,
-            secret_names,
+            masked_names,
             environ,
             agent_id=record.agent_id,
             workspace_id=record.workspace_id,
         )
 
-    def _profile_of(self, record: Session) -> Profile | None:
-        if record.agent_id is None:
+    def _resume_argv(self, record: Session) -> list[str] | None:
+        """Return the resume argv of the profile the session was started from (as the
+        profile is now), plus the arguments given after ``--``; None if there is none."""
+        if record.profile is None:
+            return None  # started from a command (a label is not a profile)
+        profile = self.config.agents.get(record.profile)
+        if profile is None or not profile.resume:
             return None
-        return self.config.agents.get(record.agent_id)
+        count = record.profile_args
+        extra = list(record.command[len(record.command) - count :]) if count else []
+        first_extra = len(record.command) - count
+        if any(i >= first_extra for i in record.masked_args):
+            return None  # a secret among them is not stored
+        return [*profile.resume, *extra]
+
+    def _profile_of(self, record: Session) -> Profile | None:
+        name = record.profile or record.agent_id
+        return None if name is None else self.config.agents.get(name)
 
     def recover(
         self, dry_run: bool = False, caller: Mapping[str, str] | None = None
@@ -582,10 +610,15 @@ class Manager:
         stop the others.
         """
         orphans = self.store.list(Query(status={Status.ORPHANED})).sessions
+        if orphans:
+            self.config  # noqa: B018 - a broken config stops recover before anything runs
         done: list[Recovered] = []
         for record in orphans:
-            profile = self._profile_of(record)
-            resume = profile is not None and bool(profile.resume)
+            try:
+                resume = self._resume_argv(record) is not None
+            except exc.AmuxError as err:  # a broken config: say so on its line
+                done.append(Recovered(record, str(err), False))
+                continue
             if dry_run:
                 done.append(Recovered(record, None, resume))
                 continue
@@ -1190,6 +1223,8 @@ class _Prepared:
     agent_env: dict[str, str]
     masked_command: tuple[str, ...]
     masked_environment: dict[str, str]
+    masked_env: tuple[str, ...]
+    masked_args: tuple[int, ...]
     redact: Redactor
     agent_id: str | None
     workspace_id: str | None

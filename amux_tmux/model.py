@@ -17,7 +17,8 @@ from typing import Any
 
 from amux_tmux import exc
 
-SCHEMA_VERSION = 1
+#: 2: ``masked_env``/``masked_args`` say what was masked (1: a "***" value was a mask).
+SCHEMA_VERSION = 2
 SESSION_PREFIX = "amux-"
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -292,6 +293,10 @@ class Session:
     updated_at: str
     name: str | None = None
     agent_id: str | None = None
+    #: The profile ``start`` ran, and how many of ``command``'s last arguments were
+    #: given after ``--`` (what ``restart --resume`` appends to the profile's resume argv).
+    profile: str | None = None
+    profile_args: int = 0
     workspace_id: str | None = None
     tmux_socket: str | None = None
     tmux_session: str | None = None
@@ -302,6 +307,11 @@ class Session:
     command: tuple[str, ...] = ()
     cwd: str | None = None
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Names in ``environment`` and positions in ``command`` whose values were masked:
+    #: ``restart`` takes the former again from the caller's environment, and refuses
+    #: the latter.
+    masked_env: tuple[str, ...] = ()
+    masked_args: tuple[int, ...] = ()
     exit_code: int | None = None
     error: str | None = None
     started_at: str | None = None
@@ -332,7 +342,7 @@ class Session:
             value = getattr(self, field)
             if field in ("status", "activity"):
                 value = None if value is None else value.value
-            elif field == "command":
+            elif field in ("command", "masked_env", "masked_args"):
                 value = list(value)
             elif field == "environment":
                 value = dict(value)
@@ -378,6 +388,8 @@ class Session:
                 raise ValueError(f"missing field {required!r}")
         if not is_valid_id(kwargs["id"]):
             raise ValueError(f"invalid id {kwargs['id']!r}")
+        # A record that does not say is read by the first schema's rules.
+        kwargs.setdefault("schema", 1)
         return cls(**kwargs)
 
 
@@ -555,6 +567,32 @@ def _environment(field: str, value: object) -> dict[str, str]:
     return result
 
 
+def _count(field: str, value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"{field} must be a whole number >= 0, got {_kind(value)}")
+
+
+def _names(field: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError(f"{field} must be a list of variable names, got {_kind(value)}")
+
+
+def _positions(field: str, value: object) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(
+        isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value
+    ):
+        return tuple(value)
+    raise ValueError(f"{field} must be a list of argument positions, got {_kind(value)}")
+
+
 def _activity(field: str, value: object) -> Activity | None:
     if value is None:
         return None
@@ -589,6 +627,8 @@ _CHECKS: dict[str, Callable[[str, object], Any]] = {
     "updated_at": _time,
     "name": _opt_str,
     "agent_id": _opt_str,
+    "profile": _opt_str,
+    "profile_args": _count,
     "workspace_id": _opt_str,
     "tmux_socket": _opt_str,
     "tmux_session": _opt_str,
@@ -599,6 +639,8 @@ _CHECKS: dict[str, Callable[[str, object], Any]] = {
     "command": _command,
     "cwd": _opt_str,
     "environment": _environment,
+    "masked_env": _names,
+    "masked_args": _positions,
     "exit_code": _opt_int,
     "error": _opt_str,
     "started_at": _time,
