@@ -378,7 +378,7 @@ class FileStore:
         """Decode an indexed record, or read its file if the index cannot say."""
         if entry.row is not None:
             try:
-                return idx.decode_row(entry.row, memo)
+                return idx.decode_row(entry.row, entry.session_id, memo)
             except ValueError:
                 self._index_suspect = True
         path = self.path_for(entry.session_id)

@@ -27,11 +27,11 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from amux_tmux.model import Activity, Run, Session, Status, is_valid_id
+from amux_tmux.model import _CHECKS, Activity, Run, Session, Status
 from amux_tmux.store import atomic
 
 VERSION = 1
@@ -44,7 +44,38 @@ _HEADER_MAX = 128
 _ROWS_PER_BLOCK = 2048
 _CANON_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
 _STATUSES = {s.value: s for s in Status}
+# Where each field sits in a row (the order of Session's fields).
+_ID, _STATUS, _CREATED, _UPDATED, _CTIME, _COMMAND, _ENV, _ACTIVITY, _RUNS, _EXTRA = (
+    _FIELDS.index(name)
+    for name in (
+        "id",
+        "status",
+        "created_at",
+        "updated_at",
+        "pid_create_time",
+        "command",
+        "environment",
+        "activity",
+        "runs",
+        "extra",
+    )
+)
+_REVISION, _SCHEMA = _FIELDS.index("revision"), _FIELDS.index("schema")
+_TEXTS = tuple(
+    _FIELDS.index(n) for n in ("name", "tmux_session", "tmux_session_id", "pane_id", "error")
+)
+_SHARED_TEXTS = tuple(_FIELDS.index(n) for n in ("agent_id", "workspace_id", "tmux_socket", "cwd"))
+_INTS = (_FIELDS.index("pid"), _FIELDS.index("exit_code"))
+_OPTIONAL_TIMES = tuple(_FIELDS.index(n) for n in ("started_at", "stopped_at", "activity_at"))
+_FAST = {
+    *(_FIELDS[i] for i in (*_TEXTS, *_SHARED_TEXTS, *_INTS, *_OPTIONAL_TIMES)),
+    *("id", "status", "created_at", "updated_at", "pid_create_time", "command"),
+    *("environment", "activity", "runs", "revision", "schema", "extra"),
+}
+# Fields checked above by hand for speed; any other goes through the record reader's check.
+_OTHERS = tuple((i, name, _CHECKS[name]) for i, name in enumerate(_FIELDS) if name not in _FAST)
 _ACTIVITIES = {a.value: a for a in Activity}
+_decode = json.JSONDecoder().decode
 
 #: ``(st_ino, st_mtime_ns, st_ctime_ns, st_size)`` of a record file.
 Stamp = tuple[int, int, int, int]
@@ -155,24 +186,31 @@ def parse(data: bytes) -> dict[str, Entry]:
 
 
 def _entry(key: Any, rows: memoryview) -> Entry:
+    # Only types matter here: an entry is used only under the id of a file that exists
+    # with this stamp, and its row is checked in full when it is decoded.
     if type(key) is not list or len(key) != _KEY_WIDTH:
         raise BadIndex("bad index key")
     sid, ino, mtime, ctime, size, created, status, agent, workspace, name, offset, length = key
-    if not is_valid_id(sid) or not all(type(n) is int for n in (ino, mtime, ctime, size)):
+    if not (
+        type(sid) is str
+        and type(ino) is int
+        and type(mtime) is int
+        and type(ctime) is int
+        and type(size) is int
+        and type(created) is str
+        and (agent is None or type(agent) is str)
+        and (workspace is None or type(workspace) is str)
+        and (name is None or type(name) is str)
+        and type(offset) is int
+        and type(length) is int
+        and offset >= 0
+        and length >= 0
+        and offset + length <= len(rows)
+    ):
         raise BadIndex("bad index key")
-    if type(offset) is not int or type(length) is not int or offset < 0 or length < 0:
-        raise BadIndex("bad index key")
-    if offset + length > len(rows) or not _time_ok(created):
-        raise BadIndex("bad index key")
+    row = rows[offset : offset + length] if length else None
     return Entry(
-        sid,
-        (ino, mtime, ctime, size),
-        created,
-        _STATUSES[status],
-        _opt_text(agent),
-        _opt_text(workspace),
-        _opt_text(name),
-        rows[offset : offset + length] if length else None,
+        sid, (ino, mtime, ctime, size), created, _STATUSES[status], agent, workspace, name, row
     )
 
 
@@ -260,8 +298,8 @@ def _json_exact(value: object) -> bool:
     return False
 
 
-def decode_row(raw: bytes | memoryview, memo: dict[str, str]) -> Session:
-    """Rebuild a record from its row, checking every type as the record reader would.
+def decode_row(raw: bytes | memoryview, session_id: str, memo: dict[str, str]) -> Session:
+    """Rebuild record ``session_id`` from its row, checking every type as the reader would.
 
     ``memo`` shares equal strings between records (agent, cwd, command words...), which
     keeps a listing of 100,000 records small.
@@ -269,88 +307,60 @@ def decode_row(raw: bytes | memoryview, memo: dict[str, str]) -> Session:
     Raises
     ------
     ValueError
-        The row is not what :func:`encode_row` writes.
+        The row is not what :func:`encode_row` wrote for this record.
     """
     try:
-        return _decode_row(json.loads(bytes(raw)), memo)
+        # Rows are ASCII (ensure_ascii): no encoding to detect, no copy to bytes.
+        return _decode_row(_decode(str(raw, "ascii")), session_id, memo)
     except (KeyError, TypeError, RecursionError):
         raise ValueError("bad index row") from None
 
 
-def _decode_row(row: Any, memo: dict[str, str]) -> Session:
-    if type(row) is not list or len(row) != len(_FIELDS):
-        raise ValueError("bad index row")
-    (
-        sid,
-        status,
-        created_at,
-        updated_at,
-        name,
-        agent_id,
-        workspace_id,
-        tmux_socket,
-        tmux_session,
-        tmux_session_id,
-        pane_id,
-        pid,
-        pid_create_time,
-        command,
-        cwd,
-        environment,
-        exit_code,
-        error,
-        started_at,
-        stopped_at,
-        activity,
-        activity_at,
-        runs,
-        revision,
-        schema,
-        extra,
-    ) = row
-    if not is_valid_id(sid) or not _time_ok(created_at) or not _time_ok(updated_at):
-        raise ValueError("bad index row")
-    if type(command) is not list or not all(type(a) is str for a in command):
-        raise ValueError("bad index row")
-    if type(environment) is not dict or not all(type(v) is str for v in environment.values()):
-        raise ValueError("bad index row")
-    if type(runs) is not list or (extra is not None and type(extra) is not dict):
-        raise ValueError("bad index row")
-    if pid_create_time is not None and type(pid_create_time) is not float:
-        raise ValueError("bad index row")
-    if not all(type(n) is int for n in (revision, schema)):
-        raise ValueError("bad index row")
-    if not all(_time_ok(t, optional=True) for t in (started_at, stopped_at, activity_at)):
+def _decode_row(row: Any, session_id: str, memo: dict[str, str]) -> Session:
+    if type(row) is not list or len(row) != len(_FIELDS) or row[_ID] != session_id:
         raise ValueError("bad index row")
     share = memo.setdefault
-    return Session(
-        id=sid,
-        status=_STATUSES[status],
-        created_at=created_at,
-        updated_at=updated_at,
-        name=_opt_text(name),
-        agent_id=_shared(agent_id, share),
-        workspace_id=_shared(workspace_id, share),
-        tmux_socket=_shared(tmux_socket, share),
-        tmux_session=_opt_text(tmux_session),
-        tmux_session_id=_opt_text(tmux_session_id),
-        pane_id=_opt_text(pane_id),
-        pid=_opt_int(pid),
-        pid_create_time=pid_create_time,
-        command=tuple([share(a, a) for a in command]),
-        cwd=_shared(cwd, share),
-        environment={share(k, k): share(v, v) for k, v in environment.items()},
-        exit_code=_opt_int(exit_code),
-        error=_opt_text(error),
-        started_at=started_at,
-        stopped_at=stopped_at,
-        activity=None if activity is None else _ACTIVITIES[activity],
-        activity_at=activity_at,
-        runs=tuple(_run(r) for r in runs),
-        revision=revision,
-        schema=schema,
-        extra=extra or {},
-    )
+    for i in _TEXTS:
+        if row[i] is not None and type(row[i]) is not str:
+            raise ValueError("bad index row")
+    for i in _SHARED_TEXTS:
+        if row[i] is not None:
+            if type(row[i]) is not str:
+                raise ValueError("bad index row")
+            row[i] = share(row[i], row[i])
+    for i in _INTS:
+        if row[i] is not None and type(row[i]) is not int:
+            raise ValueError("bad index row")
+    if type(row[_REVISION]) is not int or type(row[_SCHEMA]) is not int:
+        raise ValueError("bad index row")
+    if row[_CTIME] is not None and type(row[_CTIME]) is not float:
+        raise ValueError("bad index row")
+    if not (_time_ok(row[_CREATED]) and _time_ok(row[_UPDATED])):
+        raise ValueError("bad index row")
+    for i in _OPTIONAL_TIMES:
+        if row[i] is not None and not _time_ok(row[i]):
+            raise ValueError("bad index row")
+    row[_STATUS] = _STATUSES[row[_STATUS]]
+    if row[_ACTIVITY] is not None:
+        row[_ACTIVITY] = _ACTIVITIES[row[_ACTIVITY]]
+    command, environment, runs, extra = row[_COMMAND], row[_ENV], row[_RUNS], row[_EXTRA]
+    if type(command) is not list or type(environment) is not dict or type(runs) is not list:
+        raise ValueError("bad index row")
+    if extra is not None and type(extra) is not dict:
+        raise ValueError("bad index row")
+    for word in command:
+        if type(word) is not str:
+            raise ValueError("bad index row")
+    for value in environment.values():
+        if type(value) is not str:
+            raise ValueError("bad index row")
+    row[_COMMAND] = tuple([share(word, word) for word in command])
+    row[_ENV] = {share(k, k): share(v, v) for k, v in environment.items()}
+    row[_RUNS] = tuple([_run(r) for r in runs])
+    row[_EXTRA] = extra or {}
+    for i, name, check in _OTHERS:
+        row[i] = check(name, row[i])
+    return Session(*row)
 
 
 def _run(raw: Any) -> Run:
@@ -384,8 +394,3 @@ def _opt_int(value: object) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise ValueError("bad index row")
-
-
-def _shared(value: object, share: Callable[[str, str], str]) -> str | None:
-    text = _opt_text(value)
-    return None if text is None else share(text, text)
