@@ -120,45 +120,54 @@ class FileStore:
 
     @property
     def store_id(self) -> str | None:
-        """This store's id from ``.amux/store-id``; ``None`` if there is none yet."""
+        """This store's id from ``.amux/store-id``; ``None`` if there is none yet.
+
+        The file also names the directory the id was made for. A copy of a project
+        (``cp -a``, the original still in place with the same id) has no id of its own
+        until it first writes: otherwise it would own, stop and reap the original's
+        agents. A project that was moved keeps its id.
+        """
         if self._store_id is None:
-            try:
-                fd = os.open(self.amux_dir / STORE_ID_FILE, _OPEN_FLAGS)
-            except OSError:
+            found = _read_store_id(self.amux_dir)
+            if found is None:
                 return None
-            try:
-                text = os.read(fd, 256).decode("ascii", "replace").strip()
-            finally:
-                os.close(fd)
-            if not is_valid_id(text):
-                raise exc.StoreError(
-                    f"{self.amux_dir / STORE_ID_FILE} does not hold a store id; "
-                    "restore it or remove it (sessions tagged with the old id become foreign)"
-                )
-            self._store_id = text
+            ident, made_for = found
+            if made_for is not None and made_for != self._real_root():
+                original = _read_store_id(Path(made_for) / AMUX_DIR)
+                if original is not None and original[0] == ident:
+                    return None  # a copy: the original still holds this id
+            self._store_id = ident
         return self._store_id
 
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
     def ensure_store_id(self) -> str:
-        """Return the store id, creating the store and a random id on first use."""
-        existing = self.store_id
-        if existing is not None:
-            return existing
+        """Return the store id, creating the store and a random id on first use (or
+        when this store is a copy of another), and noting where it lives."""
+        found = _read_store_id(self.amux_dir)
+        if found is not None and found[1] == self._real_root():
+            self._store_id = found[0]
+            return found[0]
         self.ensure_dirs()
         with self.store_lock("store-id", self.lock_timeout):
-            existing = self.store_id
-            if existing is None:
+            self._store_id = None
+            current = self.store_id
+            found = _read_store_id(self.amux_dir)
+            if current is None or found is None or found[1] != self._real_root():
+                ident = current or os.urandom(STORE_ID_BYTES).hex()
                 try:
                     atomic.write_durable(
                         self.amux_dir / STORE_ID_FILE,
-                        (os.urandom(STORE_ID_BYTES).hex() + "\n").encode(),
+                        f"{ident}\n{self._real_root()}\n".encode("utf-8", "surrogateescape"),
                     )
                 except OSError as err:
                     raise exc.StoreError(
                         f"could not write {self.amux_dir / STORE_ID_FILE}: {err.strerror or err}"
                     ) from None
-                existing = self.store_id
-        assert existing is not None
-        return existing
+                self._store_id = ident
+        assert self._store_id is not None
+        return self._store_id
 
     def ensure_dirs(self) -> None:
         """Create the store's directories 0700, refusing symlinks where we write."""
@@ -743,6 +752,27 @@ def _unlink(path: Path, session_id: str) -> None:
         raise exc.StoreError(f"could not remove {path}: {err.strerror or err}") from None
     with contextlib.suppress(OSError):
         atomic.fsync_dir(path.parent)  # the unlink happened; durability only
+
+
+def _read_store_id(amux_dir: Path) -> tuple[str, str | None] | None:
+    """Return ``(id, the root it was made for)`` from a store's id file, if it has one."""
+    try:
+        fd = os.open(amux_dir / STORE_ID_FILE, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, 8192)
+    finally:
+        os.close(fd)
+    lines = raw.decode("utf-8", "surrogateescape").split("\n")
+    ident = lines[0].strip()
+    if not is_valid_id(ident):
+        raise exc.StoreError(
+            f"{amux_dir / STORE_ID_FILE} does not hold a store id; "
+            "restore it or remove it (sessions tagged with the old id become foreign)"
+        )
+    made_for = lines[1] if len(lines) > 1 and lines[1].startswith("/") else None
+    return ident, made_for
 
 
 def _read_all(fd: int, size_hint: int) -> bytes:
