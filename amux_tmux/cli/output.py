@@ -108,11 +108,7 @@ def width(text: str) -> int:
     import unicodedata
 
     return sum(
-        0
-        if unicodedata.combining(ch)
-        else 2
-        if unicodedata.east_asian_width(ch) in "WF"
-        else 1
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
         for ch in text
     )
 
