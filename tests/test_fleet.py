@@ -321,7 +321,12 @@ def test_ls_live_with_activity_costs_two_tmux_processes(
         [*argv, "ls", "--live", "--json"], env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert alive(server), "the tmux server died during ls --live (see the crash test)"
     assert proc.returncode == 0, err
     calls = [ln for ln in log.read_text().splitlines() if ln.split(" ", 1)[0] == str(proc.pid)]
