@@ -79,7 +79,13 @@ def _files(store: FileStore) -> dict[str, bytes]:
 
 def _tmux_state(cli: Cli) -> list[str]:
     out = cli.tmux("list-sessions", "-F", "#{session_id} #{session_name} #{@amux_orphan}")
-    return sorted(out.stdout.splitlines()) if out.returncode == 0 else []
+    lines = out.stdout.splitlines() if out.returncode == 0 else []
+    return sorted(ln for ln in lines if " _amux-batch-" not in ln)
+
+
+def _sessions(cli: Cli) -> list[str]:
+    """Session names, without a batch's own control session (gone soon on its own)."""
+    return [n for n in cli.tmux_sessions() if not n.startswith("_amux-batch-")]
 
 
 def _orphan_tag(cli: Cli, name: str) -> str:
@@ -155,7 +161,7 @@ def test_killed_session_marked_then_removed(cli: Cli) -> None:
     out = cli.run("reconcile", "--remove", "--grace", "0")
     assert out.stdout == "reconcile: 1 records removed\n"
     assert [s.id for s in cli.store.list().sessions] == [keep]
-    assert cli.tmux_sessions() == [f"amux-{keep}"]
+    assert _sessions(cli) == [f"amux-{keep}"]
 
 
 def _ended(pid: int) -> bool:
@@ -190,7 +196,7 @@ def test_session_without_record_tagged_then_killed(
 
     out = cli.run("reconcile", "--remove", "--grace", "0")
     assert out.stdout == "reconcile: 1 tmux sessions killed\n"
-    assert cli.tmux_sessions() == bystanders
+    assert _sessions(cli) == bystanders
     assert far("list-sessions", "-F", "#{session_name} #{@amux_orphan}").stdout == "amux-far001 \n"
 
 
@@ -221,7 +227,7 @@ def test_second_remove_plans_nothing_and_is_quiet(cli: Cli, store_id: str) -> No
     quiet = cli.run("reconcile", "--remove", "--grace", "0")
     assert (quiet.stdout, quiet.stderr) == ("", "")
     assert cli.store.list().sessions == []
-    assert cli.tmux_sessions() == ["amux-foo"]
+    assert _sessions(cli) == ["amux-foo"]
 
 
 # --- output -------------------------------------------------------------------------------
@@ -282,10 +288,10 @@ def test_reports_go_to_stderr_every_run(cli: Cli, store_id: str) -> None:
     [action] = _reconcile_json(cli)["actions"]
     assert (action["action"], action["id"], action["result"]) == ("report", "fail01", "reported")
     assert _files(cli.store) == files
-    assert cli.tmux_sessions() == ["amux-fail01"]
+    assert _sessions(cli) == ["amux-fail01"]
     out = cli.run("reconcile", "--remove")
     assert (out.stdout, out.stderr) == ("reconcile: 1 tmux sessions killed\n", "")
-    assert cli.tmux_sessions() == []
+    assert _sessions(cli) == []
 
 
 def test_dry_run_changes_nothing(cli: Cli, store_id: str) -> None:
@@ -393,7 +399,7 @@ def test_five_at_once_act_once(cli: Cli, store_id: str) -> None:
     assert _pairs(acted[0]) == expected
     assert all(r["busy"] or not r["actions"] or r is acted[0] for r in results)
     assert cli.store.list().sessions == []
-    assert cli.tmux_sessions() == ["amux-foo"]
+    assert _sessions(cli) == ["amux-foo"]
 
 
 # --- starts and stops ---------------------------------------------------------------------
@@ -422,7 +428,7 @@ def test_interrupted_stop_is_finished(cli: Cli, store_id: str) -> None:
     out = cli.run("reconcile")
     assert out.stdout == "reconcile: 1 tmux sessions killed, 1 marked stopped\n"
     assert cli.show("stop01")["status"] == "stopped"
-    assert cli.tmux_sessions() == []
+    assert _sessions(cli) == []
 
 
 # --- tmux that cannot be asked; failures; crashes -----------------------------------------
@@ -523,7 +529,7 @@ def test_sigkill_mid_run_then_rerun_completes(cli: Cli, store_id: str) -> None:
                 proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert sorted(s.id for s in store.list().sessions) == ids[8:]
-    assert cli.tmux_sessions() == []
+    assert _sessions(cli) == []
     (store.sessions_dir / ".tmp-crashed.yaml").write_text("id: half")
 
     out = cli.run("reconcile", "--remove", "--grace", "0")
@@ -576,7 +582,7 @@ def test_unreadable_record_protects_its_session_every_run(
         )
         assert case.key in problem["why"]
         assert data["actions"] == []
-    assert cli.tmux_sessions() == ["amux-bad001"]
+    assert _sessions(cli) == ["amux-bad001"]
     assert _orphan_tag(cli, "amux-bad001") == ""
     assert _files(cli.store) == files
 
