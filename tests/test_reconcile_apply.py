@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from subprocess import CompletedProcess
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -247,14 +247,23 @@ def test_killed_session_record_removed(manager: Manager) -> None:
     assert manager.reconcile(REMOVE0).actions == []
 
 
-@pytest.mark.parametrize(
-    ("code", "kind", "status"),
-    [(0, Kind.MARK_COMPLETED, Status.COMPLETED), (3, Kind.MARK_FAILED, Status.FAILED)],
-    ids=["exit0", "exit3"],
-)
+class ExitCase(NamedTuple):
+    test_id: str
+    code: int
+    kind: Kind
+    status: Status
+
+
+EXITS = [
+    ExitCase("exit0", 0, Kind.MARK_COMPLETED, Status.COMPLETED),
+    ExitCase("exit3", 3, Kind.MARK_FAILED, Status.FAILED),
+]
+
+
+@pytest.mark.parametrize("case", EXITS, ids=[c.test_id for c in EXITS])
 @pytest.mark.parametrize("remove", [False, True], ids=["mark", "remove"])
 def test_exit_seen_only_by_reconcile(
-    manager: Manager, store_id: str, code: int, kind: Kind, status: Status, remove: bool
+    manager: Manager, store_id: str, case: ExitCase, remove: bool
 ) -> None:
     """A dead pane nobody recorded (no pane-died hook) is recorded with its exit code;
     --remove also tidies the dead pane, mark mode keeps it to be read."""
@@ -263,16 +272,16 @@ def test_exit_seen_only_by_reconcile(
     _record_for(manager.store, tmux, "exit01")
     policy = Policy(remove=remove, grace=0)
     assert manager.reconcile(policy, dry_run=True).actions == []  # alive: nothing to do
-    finish(code)
+    finish(case.code)
     wait_until(lambda: manager.reconcile(policy, dry_run=True).actions, what="the exit")
     report = manager.reconcile(policy)
-    expected = [(kind, "exit01", "done")]
+    expected = [(case.kind, "exit01", "done")]
     if remove:
         expected.append((Kind.KILL_SESSION, "exit01", "done"))
     assert _results(report) == expected
-    assert report.outcomes[0].action.exit_code == code
+    assert report.outcomes[0].action.exit_code == case.code
     final = manager.store.get("exit01")
-    assert (final.status, final.exit_code) == (status, code)
+    assert (final.status, final.exit_code) == (case.status, case.code)
     assert final.stopped_at is not None
     assert _sessions(tmux) == ([] if remove else ["amux-exit01"])
     assert manager.reconcile(policy).actions == []
