@@ -205,6 +205,14 @@ class SessionStartFailed(AmuxError):
         self.session_id = session_id
 
 
+class NotOrphaned(AmuxError):
+    """``recover`` found a session that someone else restarted meanwhile."""
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(f"session {session_id} is no longer orphaned (status {status})")
+        self.session_id = session_id
+
+
 class SessionEnded(AmuxError):
     """The session's agent is not running, so it cannot take input or be attached."""
 

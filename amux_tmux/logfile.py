@@ -21,6 +21,9 @@ from pathlib import Path
 
 #: A log rotates to ``<id>.log.1`` past this size; the older rotation is dropped.
 MAX_LOG_BYTES = 8 * 1024 * 1024
+#: After the session ended, ``follow`` reads on until the log stays still this long
+#: (tmux's pipe may still be writing the agent's last output).
+DRAIN_SECONDS = 0.5
 _CHUNK = 65536
 
 # ESC [ ... final, ESC ] ... BEL/ST, ESC P/X/^/_ ... ST, two-byte ESC sequences, and C1 CSI.
@@ -139,6 +142,7 @@ def follow(
         for row in _last_rows(done + b"\n" if done else b"", lines, raw):
             emit(row)
         last_check = 0.0
+        quiet_since: float | None = None  # set once ended(): the pipe may still flush
         while True:
             fresh = _read_to_end(fd) if fd is not None else b""
             if _inode(path) != (os.fstat(fd).st_ino if fd is not None else None):
@@ -151,13 +155,19 @@ def follow(
                 *complete, pending = (pending + fresh).split(b"\n")
                 for line in complete:
                     emit(_row(line, raw))
+                if quiet_since is not None:
+                    quiet_since = time.monotonic()
                 continue
-            if time.monotonic() - last_check >= 1.0:
-                last_check = time.monotonic()
-                if ended():
+            now = time.monotonic()
+            if quiet_since is not None:
+                if now - quiet_since >= DRAIN_SECONDS:
                     if pending:
                         emit(_row(pending, raw))
                     return
+            elif now - last_check >= 1.0:
+                last_check = now
+                if ended():
+                    quiet_since = now
             time.sleep(interval)
     finally:
         if fd is not None:

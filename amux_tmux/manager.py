@@ -155,6 +155,8 @@ class Recovered:
     session: Session
     error: str | None = None
     resumed: bool = False
+    #: Why it was left alone (it is no longer orphaned).
+    skipped: str | None = None
 
 
 class Manager:
@@ -199,6 +201,8 @@ class Manager:
         self._config = config
         self._user_config = user_config
         self._backends: dict[str, TmuxBackend] = {self.backend.socket_path: self.backend}
+        #: Things a command should tell its user, found on the way (one line each).
+        self.warnings: list[str] = []
 
     @property
     def config(self) -> Config:
@@ -478,7 +482,12 @@ class Manager:
     # --- restart and recover ---------------------------------------------------------
 
     def restart(
-        self, ref: str, resume: bool = False, caller: Mapping[str, str] | None = None
+        self,
+        ref: str,
+        resume: bool = False,
+        caller: Mapping[str, str] | None = None,
+        *,
+        only_orphaned: bool = False,
     ) -> Session:
         """Run a session again under the same id, name, cwd and command.
 
@@ -491,10 +500,19 @@ class Manager:
             A masked secret is not in the environment (named), a masked argument, or
             no resume command.
         """
-        sid = self.resolve(ref).id
+        target = self.resolve(ref)
+        sid = target.id
         environ = dict(os.environ if caller is None else caller)
-        with self.store.lock(sid):
+        with contextlib.ExitStack() as held:
+            if target.name is not None:
+                # Names before the record, as start and rename take them.
+                held.enter_context(self.store.store_lock(NAMES_LOCK, 10.0))
+            held.enter_context(self.store.lock(sid))
             record = self.store.get(sid)
+            if only_orphaned and record.status is not Status.ORPHANED:
+                raise exc.NotOrphaned(sid, record.status.value)
+            if record.name is not None:
+                self._check_name_free(record.name, sid)
             prepared = self._prepare_again(record, resume, environ)
             looked = self.observe([record])[0]
             if looked.unreachable:
@@ -601,6 +619,15 @@ class Manager:
         name = record.profile or record.agent_id
         return None if name is None else self.config.agents.get(name)
 
+    def _profile_for_looking(self, record: Session) -> Profile | None:
+        """The profile, for commands that only look: a broken config is a warning there."""
+        try:
+            return self._profile_of(record)
+        except exc.ConfigError as err:
+            if str(err) not in self.warnings:
+                self.warnings.append(f"{err} (activity is judged without profiles)")
+            return None
+
     def recover(
         self, dry_run: bool = False, caller: Mapping[str, str] | None = None
     ) -> list[Recovered]:
@@ -623,7 +650,10 @@ class Manager:
                 done.append(Recovered(record, None, resume))
                 continue
             try:
-                done.append(Recovered(self.restart(record.id, resume, caller), None, resume))
+                again = self.restart(record.id, resume, caller, only_orphaned=True)
+                done.append(Recovered(again, None, resume))
+            except exc.NotOrphaned as err:  # another recover (or a restart) was first
+                done.append(Recovered(record, None, resume, skipped=str(err)))
             except exc.AmuxError as err:
                 done.append(Recovered(record, str(err), resume))
         return done
@@ -696,7 +726,7 @@ class Manager:
         return procs.facts(record.pid)
 
     def _working_seconds(self, record: Session) -> float:
-        profile = self._profile_of(record)
+        profile = self._profile_for_looking(record)
         return profile.working_seconds if profile is not None else rec.WORKING_SECONDS
 
     def _waiting(
@@ -706,7 +736,7 @@ class Manager:
         wanted: dict[str, tuple[Session, Profile]] = {}
         for record in records:
             pane = matched.get(record.id)
-            profile = self._profile_of(record)
+            profile = self._profile_for_looking(record)
             if pane is not None and not pane.pane_dead and profile is not None and profile.waiting:
                 wanted[pane.pane_id] = (record, profile)
         if not wanted:
@@ -989,7 +1019,7 @@ class Manager:
         if record.pane_id is None or record.status.ended:
             return Observed(record, looked=True)
         backend = self.backend_for(record)
-        profile = self._profile_of(record)
+        profile = self._profile_for_looking(record)
         lines = WAITING_LINES if profile is not None and profile.waiting else 0
         pane, screen = backend.pane_snapshot(record.pane_id, lines)
         if pane is None or rec.owner_of(pane, self.store.store_id) != record.id:

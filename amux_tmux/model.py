@@ -65,14 +65,23 @@ class Activity(enum.StrEnum):
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.CREATED: frozenset({Status.STARTING, Status.FAILED, Status.STOPPED}),
     Status.STARTING: frozenset(
-        {Status.RUNNING, Status.FAILED, Status.STOPPED, Status.COMPLETED, Status.ORPHANED}
+        {
+            Status.RUNNING,
+            Status.STOPPING,
+            Status.FAILED,
+            Status.STOPPED,
+            Status.COMPLETED,
+            Status.ORPHANED,
+        }
     ),
     Status.RUNNING: frozenset(
         {Status.STOPPING, Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}
     ),
     Status.STOPPING: frozenset({Status.STOPPED, Status.COMPLETED, Status.FAILED, Status.ORPHANED}),
     # Back to running when its session turns up again (a socket file restored).
-    Status.ORPHANED: frozenset({Status.RUNNING, Status.STOPPED, Status.COMPLETED, Status.FAILED}),
+    Status.ORPHANED: frozenset(
+        {Status.RUNNING, Status.STOPPING, Status.STOPPED, Status.COMPLETED, Status.FAILED}
+    ),
     Status.STOPPED: frozenset(),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset(),

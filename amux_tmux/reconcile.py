@@ -269,13 +269,7 @@ def judge(
     )
     if exited and not elsewhere:
         code, signal = pane.pane_dead_status, pane.pane_dead_signal
-        if (
-            code is None
-            and signal is None
-            and pane.pane_dead_time is None
-            and facts.create_time is not None
-            and not pid_reused(record, facts)
-        ):
+        if code is None and signal is None and _exit_may_come(record, pane, now, facts):
             # tmux marks a pane dead when its pty closes, a moment before it reaps the
             # agent and learns how it ended; the next look will know.
             return []
@@ -307,6 +301,23 @@ def judge(
     if status is Status.ORPHANED:
         return [act(Kind.MARK_RUNNING, "its tmux session is back")]
     return []
+
+
+#: How long after a pane died tmux may still be about to report how its agent ended.
+EXIT_REPORT_WAIT = 10.0
+
+
+def _exit_may_come(record: Session, pane: LivePane, now: dt.datetime, facts: ProcessFacts) -> bool:
+    """Whether a dead pane's missing exit status may still be learned by looking again.
+
+    tmux 3.3a sets the death time when the pty closes, before it reaps the agent; if we
+    looked in between, the status comes a moment later.
+    """
+    if pid_reused(record, facts):
+        return False
+    if pane.pane_dead_time is None:
+        return facts.create_time is not None
+    return now.timestamp() - pane.pane_dead_time < EXIT_REPORT_WAIT
 
 
 def judge_session(

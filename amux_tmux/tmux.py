@@ -509,7 +509,7 @@ class TmuxBackend:
             chain += [";", "set-option", "-q", scope, option, value]
         hook = f"run-shell -b {_tmux_quote(fixed_program('pane_died', quiet=True))}"
         chain += [
-            ";", "new-session", "-d", "-s", name, "-x", "200", "-y", "50",
+            ";", "new-session", "-d", "-s", name,
             "-P", "-F", _SPAWN_FORMAT, "--", *map(escape_arg, command),
             ";", "set-option", "-w", "-t", window, "remain-on-exit", "on",
             ";", "set-option", "-t", window, OWNER_OPTION, owner_id,

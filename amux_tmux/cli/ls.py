@@ -62,7 +62,10 @@ def command_list(args: ListArgs) -> int:
         limit=args.limit,
         offset=args.offset,
     )
-    listed = make_manager(args).listing(query, live=args.live)
+    manager = make_manager(args)
+    listed = manager.listing(query, live=args.live)
+    for message in manager.warnings:
+        warn(message)
     for problem in listed.problems:
         warn(str(problem))
     for row in listed.rows:

@@ -128,9 +128,8 @@ def command_reconcile(args: ReconcileArgs) -> int:
         if report.dry_run:
             for a in report.actions:
                 if a.kind is not Kind.REPORT:
-                    print(
-                        f"  {a.kind.value} {a.session_id} ({printable(a.tmux_session or '-')}): {a.reason}"
-                    )
+                    where = printable(a.tmux_session or "-")
+                    print(f"  {a.kind.value} {a.session_id} ({where}): {a.reason}")
     if report.unreachable:
         return exc.EXIT_TMUX
     return 1 if report.failed else 0

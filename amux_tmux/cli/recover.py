@@ -62,7 +62,7 @@ def command_recover(args: RecoverArgs) -> int:
                 "dry_run": args.dry_run,
                 "sessions": [
                     {"id": r.session.id, "name": r.session.name, "resumed": r.resumed,
-                     "error": r.error}
+                     "error": r.error, "skipped": r.skipped}
                     for r in results
                 ],
             }
@@ -75,6 +75,9 @@ def command_recover(args: RecoverArgs) -> int:
             )
             if r.error:
                 print(f"{label}: failed: {one_line(r.error)}", file=sys.stderr)
+            elif r.skipped:  # not this run's to report: someone else brought it back
+                print(f"{label}: left alone: {one_line(r.skipped)}", file=sys.stderr)
             else:
-                print(f"{label}: {'would ' + how if args.dry_run else how + 'ed'}")
+                done = {"resume": "resumed", "restart": "restarted"}[how]
+                print(f"{label}: {'would ' + how if args.dry_run else done}")
     return 1 if any(r.error for r in results) else 0

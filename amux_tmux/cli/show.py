@@ -36,6 +36,8 @@ def command_show(args: ShowArgs) -> int:
     except exc.TmuxUnavailable as err:
         warn(str(err))
         observed = Observed(manager.resolve(args.ref))
+    for message in manager.warnings:
+        warn(message)
     if observed.unreachable:
         warn(observed.unreachable)
     if args.json:

@@ -7,7 +7,7 @@ import math
 
 from amux_tmux import exc
 from amux_tmux.cli.context import GlobalArgs, make_manager
-from amux_tmux.cli.output import print_json, record_json
+from amux_tmux.cli.output import print_json, record_json, warn
 
 EXAMPLES = """examples:
   amux-tmux send review "fix the tests" && amux-tmux wait review --until waiting --timeout 600
@@ -39,7 +39,10 @@ def command_wait(args: WaitArgs) -> int:
     """Wait; exit 0 when reached, 1 on timeout."""
     if args.timeout is not None and (not math.isfinite(args.timeout) or args.timeout < 0):
         raise exc.UsageError("--timeout takes seconds >= 0")
-    reached = make_manager(args).wait(args.ref, args.until, args.timeout)
+    manager = make_manager(args)
+    reached = manager.wait(args.ref, args.until, args.timeout)
+    for message in manager.warnings:
+        warn(message)
     if reached is None:
         if args.json:
             print_json({"reached": False, "until": args.until})

@@ -178,8 +178,17 @@ class FileStore:
             raise exc.UnsafePath(str(self.root), "the root directory does not exist")
         with contextlib.suppress(FileExistsError):
             os.mkdir(self.amux_dir, 0o700)
-            with contextlib.suppress(OSError):
-                atomic.write_durable(self.amux_dir / ".gitignore", GITIGNORE.encode(), 0o644)
+        # Also when a person made .amux/ first (to write config.yaml); never replaced.
+        with contextlib.suppress(OSError):
+            fd = os.open(
+                self.amux_dir / ".gitignore",
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+            )
+            try:
+                os.write(fd, GITIGNORE.encode())
+            finally:
+                os.close(fd)
         for directory in (
             self.amux_dir,
             self.sessions_dir,
