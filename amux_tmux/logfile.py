@@ -203,10 +203,13 @@ def _inode(path: Path) -> int | None:
 
 def write(path: str, max_bytes: int, source: int = 0) -> int:
     """Append everything read from ``source`` to ``path``, rotating past ``max_bytes``."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o600)
     size = os.fstat(fd).st_size
     try:
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # A restarted session appends: its first line must not join the last run's.
+            size += os.write(fd, b"\n")
         while chunk := os.read(source, _CHUNK):
             if size + len(chunk) > max_bytes and size > 0:
                 os.close(fd)

@@ -524,7 +524,12 @@ class Manager:
             run = Run(
                 started_at=record.started_at,
                 stopped_at=record.stopped_at or now,
-                status=record.status if record.status.ended else Status.STOPPED,
+                # How the run ended: an exit, a stop, or its server gone (orphaned).
+                status=(
+                    record.status
+                    if record.status.ended or record.status is Status.ORPHANED
+                    else Status.STOPPED
+                ),
                 exit_code=record.exit_code,
                 error=record.error,
             )
