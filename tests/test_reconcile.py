@@ -430,6 +430,31 @@ EXIT_CASES = [
         ALIVE,
     ),
     Case(
+        # tmux 3.3a dates the death before it learns the status: wait a little.
+        "dead-unreported-died-just-now-waits",
+        (rec(A),),
+        (pane(f"amux-{A}", dead=True, died=1),),
+        REMOVE,
+        (),
+        GONE,
+    ),
+    Case(
+        "dead-unreported-died-at-the-wait-limit",
+        (rec(A),),
+        (pane(f"amux-{A}", dead=True, died=rc.EXIT_REPORT_WAIT),),
+        MARK,
+        ((Kind.MARK_FAILED, A, None, "did not report"),),
+        GONE,
+    ),
+    Case(
+        "dead-unreported-died-just-now-pid-reused",
+        (rec(A),),
+        (pane(f"amux-{A}", dead=True, died=1),),
+        MARK,
+        ((Kind.MARK_FAILED, A, None, "did not report"),),
+        REUSED,
+    ),
+    Case(
         "dead-pane-with-another-pid-is-still-an-exit",
         (rec(A),),
         (pane(f"amux-{A}", dead=True, code=0, pid=999),),
