@@ -200,7 +200,9 @@ class Manager:
         self.grace = grace
         self._config = config
         self._user_config = user_config
-        self._backends: dict[str, TmuxBackend] = {self.backend.socket_path: self.backend}
+        self._backends: dict[str, TmuxBackend] = {
+            _same_socket(self.backend.socket_path): self.backend
+        }
         #: Things a command should tell its user, found on the way (one line each).
         self.warnings: list[str] = []
 
@@ -214,12 +216,14 @@ class Manager:
         return self._config
 
     def backend_at(self, socket_path: str) -> TmuxBackend:
-        """Return the backend for the server on ``socket_path``."""
-        if socket_path not in self._backends:
-            self._backends[socket_path] = TmuxBackend(
-                socket_path, self.tmux_bin, self.tmux_timeout
-            )
-        return self._backends[socket_path]
+        """Return the backend for the server on ``socket_path``.
+
+        Paths that differ only by a symlinked directory name one server, and one backend.
+        """
+        key = _same_socket(socket_path)
+        if key not in self._backends:
+            self._backends[key] = TmuxBackend(socket_path, self.tmux_bin, self.tmux_timeout)
+        return self._backends[key]
 
     def backend_for(self, session: Session) -> TmuxBackend:
         """Return the backend for the server a record's session was started on."""
@@ -228,10 +232,18 @@ class Manager:
     def _effects(
         self, backend: TmuxBackend, live: Callable[[], Mapping[str, LivePane]]
     ) -> rec.Effects:
+        listed: list[int | None] = [None]
+
+        def list_live() -> Mapping[str, LivePane]:
+            panes = live()
+            listed[0] = next((p.server_pid for p in panes.values()), None)
+            return panes
+
         def tmux(kills: Sequence[str], tags: Sequence[str]) -> dict[str, str]:
             outcomes = backend.batch(
                 [["kill-session", "-t", k] for k in kills]
-                + [["set-option", "-t", f"{t}:", "@amux_orphan", "1"] for t in tags]
+                + [["set-option", "-t", f"{t}:", "@amux_orphan", "1"] for t in tags],
+                server_pid=listed[0],
             )
             return {
                 target: ("" if o.ok else o.error or "failed")
@@ -240,7 +252,7 @@ class Manager:
 
         return rec.Effects(
             store_id=self.store.store_id,
-            list_live=live,
+            list_live=list_live,
             update=self.store.update,
             delete=self.store.delete,
             get=self.store.get,
@@ -1182,7 +1194,8 @@ class Manager:
             by_socket: dict[str, list[Session]] = {self.backend.socket_path: []}
             for record in listing.sessions:
                 by_socket.setdefault(self.backend_for(record).socket_path, []).append(record)
-            protected = {p.session_id for p in listing.problems if p.session_id}
+            unreadable = {p.session_id for p in listing.problems if p.session_id}
+            every_id = {r.id for r in listing.sessions}
             actions: list[rec.Action] = []
             outcomes: list[rec.Outcome] = []
             unreachable: dict[str, str] = {}
@@ -1206,7 +1219,9 @@ class Manager:
                     now,
                     policy,
                     store_id=store_id,
-                    protected=protected,
+                    # A session whose record names its server by another path is not
+                    # ownerless: it is judged with its record, or not at all.
+                    protected=unreadable | (every_id - {r.id for r in records}),
                     facts=facts,
                 )
                 actions += planned
@@ -1263,6 +1278,11 @@ class _Prepared:
     redact: Redactor
     agent_id: str | None
     workspace_id: str | None
+
+
+def _same_socket(path: str) -> str:
+    """Return ``path`` with its directory resolved (one key per server socket)."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def _is_utf8(text: str) -> bool:

@@ -249,6 +249,8 @@ class LivePane:
     store_id: str | None = None
     #: When the window last had output (epoch seconds), if tmux says.
     activity_at: int | None = None
+    #: The pid of the tmux server that listed it: ``$N`` ids mean nothing on another.
+    server_pid: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -19,14 +19,17 @@ Python interpreter's path, quoted, and ``#{pane_id}``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +73,7 @@ _LIVE_FIELDS = (
     "pane_dead_signal",
     "pane_dead_time",
     "window_activity",
+    "pid",
 )
 #: Tags anyone may set on any session, shown with all but id characters replaced, so
 #: a foreign session's newline or separator cannot break the listing of every other.
@@ -536,7 +540,9 @@ class TmuxBackend:
             return False
         raise exc.TmuxCommandFailed("kill-session", _first(result.stderr))
 
-    def batch(self, commands: Sequence[Sequence[str]]) -> list[Outcome]:
+    def batch(
+        self, commands: Sequence[Sequence[str]], server_pid: int | None = None
+    ) -> list[Outcome]:
         """Run many commands in ONE tmux process, each with its own outcome.
 
         tmux's ``a ; b`` chains stop at the first error and fail past ~100 commands, so
@@ -545,27 +551,48 @@ class TmuxBackend:
         session, killed by the batch's last command. (``destroy-unattached`` would do it
         for us, but tmux 3.3a segfaults after a few such sessions while other clients
         come and go, taking every agent with it.) If we are killed half way, the
-        session's own command ends it soon after. With no server on the socket nothing
-        is started: :class:`TmuxQueryFailed`.
+        session's own command ends it soon after. It never starts a server (``-N``).
+
+        ``server_pid``: the pid of the server the targets (``$3``) were listed on. The
+        client asks the server's pid first and sends nothing more to another server
+        (one started meanwhile, where ``$3`` names someone else's session).
+
+        Raises
+        ------
+        TmuxQueryFailed
+            No server, another server, or fewer answers than commands.
         """
         if not commands:
             return []
         hidden = f"_amux-batch-{os.getpid()}-{os.urandom(4).hex()}"
-        lines = "".join(_control_line(c) + "\n" for c in commands)
-        lines += _control_line(["kill-session", "-t", f"={hidden}"]) + "\n"
         lifetime = str(int(self.timeout * 2) + 5)
-        self.calls += 1
-        result = self.server.run(  # type: ignore[attr-defined]
+        argv = [
+            self.tmux_bin, "-N", "-C", "-S", self.socket_path,
             "new-session", "-s", hidden, "-x", "80", "-y", "24", "--", "sleep", lifetime,
             ";", "set-option", "-t", f"={hidden}:", "remain-on-exit", "off",
-            stdin=lines.encode(), control=True,
-        )  # fmt: skip
-        # Blocks flagged 1 answer the lines we sent; the commands on our argv are 0.
-        outcomes = [o for flags, o in _control_blocks(result.stdout) if flags == "1"]
-        if len(outcomes) < len(commands):
-            detail = _first(result.stderr) or f"{len(outcomes)} answers to {len(commands)}"
-            raise exc.TmuxQueryFailed("control mode", detail)
-        return outcomes[: len(commands)]
+        ]  # fmt: skip
+        leave = _control_line(["kill-session", "-t", f"={hidden}"]) + "\n"
+        lines = "".join(_control_line(c) + "\n" for c in commands)  # refuses before tmux runs
+        self.calls += 1
+        with _ControlClient(argv, self.timeout) as client:
+            if server_pid is not None:
+                client.send("display-message -p '#{pid}'\n")
+                answer = client.answers(1)
+                if not answer or answer[0].output != (str(server_pid),):
+                    client.send(leave)
+                    client.finish()
+                    detail = client.error() or (
+                        f"the server on {self.socket_path} is not the one listed "
+                        f"(pid {server_pid}); nothing was changed"
+                    )
+                    raise exc.TmuxQueryFailed("control mode", detail)
+            client.send(lines + leave)
+            client.finish()
+            outcomes = client.answers(len(commands))
+            if len(outcomes) < len(commands):
+                detail = client.error() or f"{len(outcomes)} answers to {len(commands)}"
+                raise exc.TmuxQueryFailed("control mode", detail)
+            return outcomes
 
     def set_orphan_tags(self, session_ids: Sequence[str]) -> list[Outcome]:
         """Tag many sessions ``@amux_orphan 1`` (owned, but no record) in one process."""
@@ -641,7 +668,22 @@ def _parse_live(line: str) -> LivePane | None:
     parts = line.split(_SEP)
     if len(parts) != len(_LIVE_FIELDS):
         return None
-    sid, name, created, owner, store, orphan, pane_id, pid, dead, status, sig, died, act = parts
+    (
+        sid,
+        name,
+        created,
+        owner,
+        store,
+        orphan,
+        pane_id,
+        pid,
+        dead,
+        status,
+        sig,
+        died,
+        act,
+        server,
+    ) = parts
     try:
         return LivePane(
             session_id=sid,
@@ -657,9 +699,102 @@ def _parse_live(line: str) -> LivePane | None:
             pane_dead_signal=int(sig) if sig.isdigit() else None,
             pane_dead_time=int(died) if died.isdigit() else None,
             activity_at=int(act) if act.isdigit() else None,
+            server_pid=int(server) if server.isdigit() else None,
         )
     except ValueError:
         return None
+
+
+class _ControlClient:
+    """A tmux control-mode client we talk to line by line, within one deadline."""
+
+    def __init__(self, argv: Sequence[str], timeout: float) -> None:
+        self._deadline = time.monotonic() + timeout
+        self._timeout = timeout
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=client_environ(os.environ),
+            )
+        except FileNotFoundError:
+            raise exc.TmuxNotFound from None
+        except OSError as err:
+            raise exc.TmuxQueryFailed("control mode", err.strerror or str(err)) from None
+        self._buffer = b""
+        self._eof = False
+        self._lines: list[str] = []
+
+    def __enter__(self) -> _ControlClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+    def send(self, text: str) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(text.encode())
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the client is gone; what it said is read below
+
+    def finish(self) -> None:
+        """Close our side: the client leaves once it has answered everything."""
+        assert self._proc.stdin is not None
+        if not self._proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+
+    def answers(self, count: int) -> list[Outcome]:
+        """Read until ``count`` answers to sent lines (flag 1) came, or the client ended."""
+        while True:
+            found = [o for flags, o in _control_blocks(self._lines) if flags == "1"]
+            if len(found) >= count or self._eof:
+                self._lines = self._lines if len(found) < count else self._rest(count)
+                return found[:count]
+            self._read_some()
+
+    def _rest(self, count: int) -> list[str]:
+        """Drop the lines of the first ``count`` answers (so the next read starts after)."""
+        seen = 0
+        for i, line in enumerate(self._lines):
+            if line.startswith(("%end ", "%error ")) and line.rsplit(" ", 1)[-1] == "1":
+                seen += 1
+                if seen == count:
+                    return self._lines[i + 1 :]
+        return []
+
+    def _read_some(self) -> None:
+        assert self._proc.stdout is not None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise exc.TmuxTimeout("control mode", self._timeout)
+        ready, _, _ = select.select([self._proc.stdout], [], [], left)
+        if not ready:
+            raise exc.TmuxTimeout("control mode", self._timeout)
+        chunk = os.read(self._proc.stdout.fileno(), 65536)
+        if not chunk:
+            self._eof = True
+            chunk = b"\n" if self._buffer else b""
+        *complete, self._buffer = (self._buffer + chunk).split(b"\n")
+        self._lines += [line.decode("utf-8", "replace") for line in complete]
+
+    def error(self) -> str:
+        """Return the first line the client wrote on stderr (after it ended)."""
+        assert self._proc.stderr is not None
+        try:
+            self._proc.wait(max(0.1, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return ""
+        return _first(self._proc.stderr.read().decode("utf-8", "replace").splitlines())
 
 
 def _control_blocks(lines: Sequence[str]) -> Iterator[tuple[str, Outcome]]:

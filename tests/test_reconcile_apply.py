@@ -789,9 +789,9 @@ def test_a_failed_kill_keeps_its_record_and_stops_nothing_else(
     ]
     real_batch = manager.backend.batch
 
-    def batch(commands: Sequence[Sequence[str]]) -> Any:
+    def batch(commands: Sequence[Sequence[str]], **kw: Any) -> Any:
         tmux("kill-session", "-t", "=amux-kill01")
-        return real_batch(commands)
+        return real_batch(commands, **kw)
 
     monkeypatch.setattr(manager.backend, "batch", batch)
     report = manager.reconcile(MARK0)
@@ -825,10 +825,10 @@ def test_tied_kills_happen_while_the_record_locks_are_held(
     seen: dict[str, bool] = {}
     real_batch = manager.backend.batch
 
-    def batch(commands: Sequence[Sequence[str]]) -> Any:
+    def batch(commands: Sequence[Sequence[str]], **kw: Any) -> Any:
         for sid in [*tied, "free01"]:
             seen[sid] = _is_locked(store.lock_path(sid))
-        return real_batch(commands)
+        return real_batch(commands, **kw)
 
     monkeypatch.setattr(manager.backend, "batch", batch)
     report = manager.reconcile(REMOVE0)
@@ -1282,20 +1282,18 @@ def test_a_batch_after_the_server_restarted_kills_nothing_of_the_new_one(
     one at once; session $ids start again at $0 there. The batch must not kill the
     newcomer that now holds the $id planned for a session of the dead server.
 
-    Fails today: TmuxBackend.batch (even with -N, which only stops it from starting a
-    server itself) sends `kill-session -t $0` to whatever server is there now; nothing
-    checks that it is the server the listing came from.
+    The batch starts by checking the server's pid against the listing's.
     """
     tmux = _raw(manager)
     planned = owned_session(tmux, "free01", store_id)
     assert planned == "$0"
     real_batch = manager.backend.batch
 
-    def restart_then_batch(commands: Sequence[Sequence[str]]) -> Any:
+    def restart_then_batch(commands: Sequence[Sequence[str]], **kw: Any) -> Any:
         kill_server(manager.backend.socket_path)
         assert tmux("new-session", "-d", "-s", "victim", *SLEEP).returncode == 0
         assert tmux("display-message", "-p", "-t", "=victim:", "#{session_id}").stdout == "$0\n"
-        return real_batch(commands)
+        return real_batch(commands, **kw)
 
     monkeypatch.setattr(manager.backend, "batch", restart_then_batch)
     report = manager.reconcile(REMOVE0)
