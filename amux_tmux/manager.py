@@ -1236,9 +1236,15 @@ class Manager:
 
 
 def open_manager(
-    root: Path, socket: str = DEFAULT_SOCKET, user_config: Path | None = None
+    root: Path, socket: str = DEFAULT_SOCKET, environ: Mapping[str, str] | None = None
 ) -> Manager:
-    """Return the manager of the file store at ``root`` (``root/.amux``)."""
+    """Return the manager of the file store at ``root`` (``root/.amux``), reading the
+    user's own profiles from where ``environ`` says (XDG; none when ``environ`` is None)."""
+    user_config = None
+    if environ is not None:
+        from amux_tmux.config import user_config_path
+
+        user_config = user_config_path(environ)
     return Manager(FileStore(root), socket=socket, user_config=user_config)
 
 

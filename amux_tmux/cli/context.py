@@ -40,16 +40,10 @@ def socket_name(args: GlobalArgs, environ: Mapping[str, str]) -> str:
     return str(args.socket or environ.get("AMUX_TMUX_SOCKET") or DEFAULT_SOCKET)
 
 
-def user_config_path(environ: Mapping[str, str]) -> Path:
-    """Return the user's own profile file (``$XDG_CONFIG_HOME/amux-tmux/config.yaml``)."""
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
-    return Path(base).expanduser() / "amux-tmux" / "config.yaml"
-
-
 def make_manager(args: GlobalArgs) -> Manager:
     """Build the manager for this invocation."""
     root = find_root(args.root, os.environ, Path.cwd())
     socket = socket_name(args, os.environ)
-    manager = open_manager(root, socket=socket, user_config=user_config_path(os.environ))
+    manager = open_manager(root, socket=socket, environ=os.environ)
     log.debug("store %s, tmux socket %s", root / AMUX_DIR, manager.backend.socket_path)
     return manager
