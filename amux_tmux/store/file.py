@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import os
 import stat
 import time
@@ -178,6 +179,7 @@ class FileStore:
             raise exc.UnsafePath(str(self.root), "the root directory does not exist")
         with contextlib.suppress(FileExistsError):
             os.mkdir(self.amux_dir, 0o700)
+        self._check_real_dir(self.amux_dir)
         # Also when a person made .amux/ first (to write config.yaml); never replaced.
         with contextlib.suppress(OSError):
             fd = os.open(
@@ -374,11 +376,13 @@ class FileStore:
             and (q.agent_id is None or e.agent_id == q.agent_id)
             and (q.workspace_id is None or e.workspace_id == q.workspace_id)
         ]
-        matched.sort(key=lambda e: (e.created_at, e.session_id))
-        end = None if q.limit is None else q.offset + q.limit
+        if q.limit is None:
+            page = sorted(matched)[q.offset :]  # entries sort by (created_at, id)
+        else:
+            page = heapq.nsmallest(q.offset + q.limit, matched)[q.offset :]
         memo: dict[str, str] = {}
         sessions = []
-        for entry in matched[q.offset : end]:
+        for entry in page:
             session = fresh.get(entry.session_id) or self._materialise(entry, memo, problems)
             if session is not None:
                 sessions.append(session)
@@ -445,7 +449,9 @@ class FileStore:
                         (Path(dir_entry.path), session_id, _not_regular(st.st_mode), st.st_ino)
                     )
                     continue
-                records.append((session_id, idx.stamp_of(st)))
+                records.append(
+                    (session_id, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size))
+                )
         problems.extend(self._quarantine(*args) for args in odd)
         # An index many times the records' size is not ours to read into memory.
         old = self._load_index(2**20 + sum(8 * stamp[3] + 256 for _, stamp in records))

@@ -29,7 +29,7 @@ import stat
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from amux_tmux.model import _CHECKS, Activity, Run, Session, Status
 from amux_tmux.store import atomic
@@ -86,13 +86,16 @@ def stamp_of(st: os.stat_result) -> Stamp:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Entry:
-    """What the index knows of one record: enough to filter and sort without decoding."""
+class Entry(NamedTuple):
+    """What the index knows of one record: enough to filter and sort without decoding.
 
+    A NamedTuple rather than a dataclass: a list builds 100,000 of them, and tuples
+    build several times faster. Entries order as records list, by ``(created_at, id)``.
+    """
+
+    created_at: str
     session_id: str
     stamp: Stamp
-    created_at: str
     status: Status
     agent_id: str | None
     workspace_id: str | None
@@ -104,9 +107,9 @@ class Entry:
     def of(cls, session: Session, stamp: Stamp, row: bytes | memoryview | None) -> Entry:
         """Return the entry of a decoded record."""
         return cls(
+            session.created_at,
             session.id,
             stamp,
-            session.created_at,
             session.status,
             session.agent_id,
             session.workspace_id,
@@ -210,7 +213,7 @@ def _entry(key: Any, rows: memoryview) -> Entry:
         raise BadIndex("bad index key")
     row = rows[offset : offset + length] if length else None
     return Entry(
-        sid, (ino, mtime, ctime, size), created, _STATUSES[status], agent, workspace, name, row
+        created, sid, (ino, mtime, ctime, size), _STATUSES[status], agent, workspace, name, row
     )
 
 
