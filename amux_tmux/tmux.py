@@ -575,6 +575,10 @@ class TmuxBackend:
         lines = "".join(_control_line(c) + "\n" for c in commands)  # refuses before tmux runs
         self.calls += 1
         with _ControlClient(argv, self.timeout) as client:
+            # Lines sent before the client is attached may run before its session exists.
+            if not client.wait_attached(hidden):
+                detail = client.error() or "the control client did not attach"
+                raise exc.TmuxQueryFailed("control mode", detail)
             if server_pid is not None:
                 client.send("display-message -p '#{pid}'\n")
                 answer = client.answers(1)
@@ -586,9 +590,13 @@ class TmuxBackend:
                         f"(pid {server_pid}); nothing was changed"
                     )
                     raise exc.TmuxQueryFailed("control mode", detail)
-            client.send(lines + leave)
-            client.finish()
+            client.send(lines)
             outcomes = client.answers(len(commands))
+            # Only now, with every answer in: a client that leaves (its stdin closed)
+            # drops the commands it has not run yet, the session's kill among them.
+            client.send(leave)
+            client.wait_end()
+            client.finish()
             if len(outcomes) < len(commands):
                 detail = client.error() or f"{len(outcomes)} answers to {len(commands)}"
                 raise exc.TmuxQueryFailed("control mode", detail)
@@ -761,6 +769,23 @@ class _ControlClient:
                 self._lines = self._lines if len(found) < count else self._rest(count)
                 return found[:count]
             self._read_some()
+
+    def wait_attached(self, session: str) -> bool:
+        """Read until tmux says the client is on ``session``; False if it ended first."""
+        signal = "%session-changed "
+        while True:
+            for line in self._lines:
+                if line.startswith(signal) and line.split(" ", 2)[2:] == [session]:
+                    return True
+            if self._eof:
+                return False
+            self._read_some()
+
+    def wait_end(self) -> None:
+        """Read until the client ends (its session was killed), within the deadline."""
+        with contextlib.suppress(exc.TmuxTimeout):
+            while not self._eof:
+                self._read_some()
 
     def _rest(self, count: int) -> list[str]:
         """Drop the lines of the first ``count`` answers (so the next read starts after)."""
