@@ -762,7 +762,7 @@ def test_an_exit_is_recorded_when_the_running_write_is_slow(
     sid = manager.start(spec).id
     monkeypatch.undo()
     wait_until(
-        lambda: FileStore(cli.root).get(sid).status is Status.FAILED,
+        lambda: [r["status"] for r in cli.json("ls", "--all")] == ["failed"],
         timeout=TIMEOUT,
         what="the hook to record the exit",
     )
