@@ -762,7 +762,7 @@ def test_an_exit_is_recorded_when_the_running_write_is_slow(
     sid = manager.start(spec).id
     monkeypatch.undo()
     wait_until(
-        lambda: [r["status"] for r in cli.json("ls", "--all")] == ["failed"],
+        lambda: [(r["id"], r["status"]) for r in cli.json("ls", "--all")] == [(sid, "failed")],
         timeout=TIMEOUT,
         what="the hook to record the exit",
     )
