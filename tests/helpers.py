@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import pytest
@@ -101,6 +101,23 @@ def tmux_runner(socket_path: str) -> Callable[..., subprocess.CompletedProcess[s
         )
 
     return run
+
+
+def procs_holding(needle: bytes, kind: str, skip: Collection[int] = ()) -> list[str]:
+    """Return the ``/proc/PID/<kind>`` files (``cmdline``, ``environ``) holding ``needle``,
+    but for pids in ``skip``; processes that vanish or are not ours to read are passed."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in skip:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/{kind}", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if needle in data:
+            found.append(f"{entry.name}: {data[:200]!r}")
+    return found
 
 
 # --- records and sessions of a store ---------------------------------------------

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import psutil
@@ -40,6 +40,7 @@ from tests.helpers import (
     kill_server,
     make_record,
     owned_session,
+    procs_holding,
     tmux_runner,
     wait_until,
 )
@@ -111,22 +112,6 @@ def _records(root: pathlib.Path) -> dict[str, bytes]:
 
 def _files_holding(root: pathlib.Path, needle: bytes) -> list[str]:
     return [name for name, data in _tree(root).items() if needle in data]
-
-
-def _procs_holding(needle: bytes, kind: str, skip: Collection[int] = ()) -> list[str]:
-    """Return ``/proc/PID/<kind>`` entries holding ``needle`` (vanished/forbidden skipped)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/{kind}", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        if needle in data:
-            found.append(f"{entry.name}: {data[:300]!r}")
-    return found
 
 
 def _tmux_pids() -> list[int]:
@@ -668,8 +653,8 @@ def test_secret_canaries_reach_only_the_agent(cli: Cli, tmux_cli: TmuxCli) -> No
             for kind in ("cmdline", "environ"):
                 with contextlib.suppress(OSError), open(f"/proc/{tmux_pid}/{kind}", "rb") as f:
                     assert needle not in f.read(), (tmux_pid, kind)
-        assert _procs_holding(needle, "cmdline", skip={pid}) == []
-        assert _procs_holding(needle, "environ", skip={pid}) == []
+        assert procs_holding(needle, "cmdline", skip={pid}) == []
+        assert procs_holding(needle, "environ", skip={pid}) == []
     cli.run("stop", sid)
     cli.run("show", sid, "--json")
     for canary in secrets:

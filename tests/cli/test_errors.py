@@ -7,19 +7,17 @@ import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import psutil
 import pytest
 
-from amux_tmux.cli import main
 from amux_tmux.model import Session, Status, utcnow
 from amux_tmux.store import FileStore
-from tests.cli.conftest import Cli, assert_one_line_error, describe
+from tests.cli.conftest import Amux, Cli, assert_one_line_error, describe
 from tests.conftest import agent_command
 
-Amux = Callable[..., tuple[int, str, str]]
 REF_COMMANDS = [
     ["show"],
     ["stop"],
@@ -46,19 +44,6 @@ def _with_ref(command: list[str], ref: str) -> list[str]:
 def _record(store: FileStore, sid: str, status: Status = Status.STOPPED, **fields: object) -> None:
     now = utcnow()
     store.create(Session(id=sid, status=status, created_at=now, updated_at=now, **fields))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def amux(cli: Cli, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """The CLI in this process (``main([...])``), on the test's root and socket."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["--root", str(cli.root), "--socket", cli.socket, *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _one_line(ran: tuple[int, str, str], code: int) -> str:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.cli.conftest import Cli, assert_one_line_error, describe
-from tests.helpers import AGENT, gone_within, kill_server, tmux_runner, wait_until
+from tests.helpers import AGENT, gone_within, kill_server, procs_holding, tmux_runner, wait_until
 
 PY = sys.executable
 PROMPT = "Proceed? [y/n] "
@@ -138,21 +138,6 @@ def files_holding(root: pathlib.Path, needle: bytes) -> list[str]:
                 found.append(str(path))
         except FileNotFoundError:
             continue
-    return found
-
-
-def procs_holding(needle: bytes, kind: str, skip: int | None = None) -> list[str]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == skip:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/{kind}", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        if needle in data:
-            found.append(f"{entry.name}: {data[:200]!r}")
     return found
 
 
@@ -281,7 +266,7 @@ def test_profile_start_runs_its_command_with_args_env_and_secrets(fleet: Cli) ->
     assert "amux_tmux.launch" in start_cmd.stdout
     assert canary not in start_cmd.stdout
     assert procs_holding(needle, "cmdline") == []
-    assert procs_holding(needle, "environ", skip=pid) == []
+    assert procs_holding(needle, "environ", skip={pid}) == []
     for run in cli.runs:
         assert canary not in run.stdout + run.stderr, describe(run)
 

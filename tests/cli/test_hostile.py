@@ -9,32 +9,16 @@ import pathlib
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 
-from amux_tmux.cli import main
 from amux_tmux.model import Status
-from tests.cli.conftest import Cli, assert_one_line_error, describe
+from tests.cli.conftest import Amux, Cli, assert_one_line_error, describe
 from tests.conftest import agent_command, make_record, wait_until
 
-Amux = Callable[..., tuple[int, str, str]]
 #: Characters that must never reach a terminal from a table, a record or a message.
 RAW_CONTROLS = ["\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\r"]
-
-
-@pytest.fixture
-def amux(cli: Cli, capsys: pytest.CaptureFixture[str]) -> Amux:
-    """The CLI in this process (``main([...])``), on the test's root and socket."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["--root", str(cli.root), "--socket", cli.socket, *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 HOSTILE_RECORD = """\

@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 
-from amux_tmux.cli import main
 from amux_tmux.model import Status
-from tests.cli.conftest import Cli, assert_one_line_error
+from tests.cli.conftest import Amux, Cli, assert_one_line_error
 from tests.conftest import agent_command, make_record, owned_session
-
-Amux = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def amux(cli: Cli, capsys: pytest.CaptureFixture[str]) -> Amux:
-    """The CLI in this process (``main([...])``), on the test's root and socket."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["--root", str(cli.root), "--socket", cli.socket, *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _records(cli: Cli, *specs: tuple[str, str | None, Status]) -> None:

@@ -6,10 +6,10 @@ import os
 import pathlib
 import stat
 import uuid
-from collections.abc import Collection
 
 from tests.cli.conftest import Cli, assert_one_line_error
 from tests.conftest import agent_command, wait_until
+from tests.helpers import procs_holding
 
 
 def _files_holding(root: pathlib.Path, needle: bytes) -> list[str]:
@@ -23,22 +23,6 @@ def _files_holding(root: pathlib.Path, needle: bytes) -> list[str]:
                 found.append(str(path))
         except FileNotFoundError:
             continue
-    return found
-
-
-def _procs_holding(needle: bytes, kind: str, skip: Collection[int] = ()) -> list[str]:
-    """Return ``/proc/PID/<kind>`` entries holding ``needle`` (vanished/forbidden skipped)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/{kind}", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        if needle in data:
-            found.append(f"{entry.name}: {data[:200]!r}")
     return found
 
 
@@ -64,9 +48,9 @@ def _assert_nowhere_but_the_agent(cli: Cli, sid: str, pid: int, canaries: list[s
         assert canary not in global_env.stdout
         assert canary not in session_env.stdout
         assert canary not in start_command.stdout
-        assert _procs_holding(needle, "cmdline") == []
+        assert procs_holding(needle, "cmdline") == []
         # Only the agent's environment holds it (not the tmux server, not a shell).
-        assert _procs_holding(needle, "environ", skip={pid}) == []
+        assert procs_holding(needle, "environ", skip={pid}) == []
         assert canary not in logs
         for run in cli.runs:
             assert canary not in run.stdout, run.args

@@ -8,20 +8,16 @@ import pathlib
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import psutil
 import pytest
 
-from amux_tmux.cli import main
 from amux_tmux.manager import Manager, StartSpec
 from amux_tmux.model import Status
 from amux_tmux.store import FileStore
-from tests.cli.conftest import Cli, assert_one_line_error, describe
+from tests.cli.conftest import Amux, Cli, assert_one_line_error, describe
 from tests.conftest import agent_command, make_record, owned_session, wait_until
-
-Amux = Callable[..., tuple[int, str, str]]
 
 #: Reads lines from stdin and answers each one.
 ECHO_AGENT = [
@@ -30,19 +26,6 @@ ECHO_AGENT = [
     "import sys\nprint('echo ready', flush=True)\n"
     "for line in sys.stdin: print('got', line.strip(), flush=True)",
 ]
-
-
-@pytest.fixture
-def amux(cli: Cli, capsys: pytest.CaptureFixture[str]) -> Amux:
-    """The CLI in this process (``main([...])``), on the test's root and socket."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["--root", str(cli.root), "--socket", cli.socket, *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _statuses(cli: Cli) -> dict[str, str]:
