@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 MASK = "***"
 
@@ -79,8 +80,47 @@ ALLOWED_NAMES = frozenset(
     }
 )  # fmt: skip
 
-_WORD_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_SPLIT_RE = re.compile(r"[_\-.\s]+")
+
+class _Lazy:
+    """A regular expression compiled on first use: most commands never mask anything,
+    and compiling these at import cost every command ~5 ms."""
+
+    __slots__ = ("_make", "_pattern")
+
+    def __init__(self, make: Callable[[], re.Pattern[str]]) -> None:
+        self._make = make
+        self._pattern: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            self._pattern = self._make()
+        return self._pattern
+
+    def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        return self.compiled.search(text, pos)
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        return self.compiled.match(text, pos)
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return self.compiled.fullmatch(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(text)
+
+    def findall(self, text: str) -> list[Any]:
+        return self.compiled.findall(text)
+
+    def split(self, text: str) -> list[str]:
+        return self.compiled.split(text)
+
+    def sub(self, repl: Callable[[re.Match[str]], str] | str, text: str) -> str:
+        return self.compiled.sub(repl, text)
+
+
+_WORD_RE = _Lazy(lambda: re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+"))
+_SPLIT_RE = _Lazy(lambda: re.compile(r"[_\-.\s]+"))
 
 # base64url/token68 characters, of which a bearer or basic credential is made.
 _T68 = r"[A-Za-z0-9\-._~+/]"
@@ -187,16 +227,18 @@ def _token_regex(
     )
 
 
-_TOKEN_RE = _token_regex(_TOKEN_PATTERNS)
+_TOKEN_RE = _Lazy(lambda: _token_regex(_TOKEN_PATTERNS))
 # A token right after another one ("dapi<32 hex>ghp_...") is glued to it only until the
 # first is masked: the Redactor takes both at once, so redacting twice changes nothing.
-_NEXT_TOKEN_RE = _token_regex(_TOKEN_PATTERNS, any_glue=True)
+_NEXT_TOKEN_RE = _Lazy(lambda: _token_regex(_TOKEN_PATTERNS, any_glue=True))
 # scheme://user:PASSWORD@host -- only the password part is secret. It runs to the last
 # "@" of the authority (as urllib splits it), so a raw "@" in it cannot leak the rest.
 # The look-behind anchors the scheme at its start, so a long run of letters is scanned
 # once, not once per starting position.
-_URL_PASSWORD_RE = re.compile(
-    r"(?P<head>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^\s/]+)@"
+_URL_PASSWORD_RE = _Lazy(
+    lambda: re.compile(
+        r"(?P<head>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^\s/]+)@"
+    )
 )
 # KEY=VALUE, "KEY": VALUE and "KEY"=VALUE in free text (connection strings, query strings,
 # JSON, -Djava.props), judged by the name rules. The key is the whole run of name
@@ -204,11 +246,13 @@ _URL_PASSWORD_RE = re.compile(
 # three characters at least, as every secret word has. Only
 # the key and "=" are matched: a value is read (by _VALUE_RE) only behind a secret key, so
 # "url=https://h/?token=x" still finds the token and "a=a=a=..." is not read quadratically.
-_ASSIGNMENT_RE = re.compile(
-    r"(?P<key>[A-Za-z0-9_.\-\"'](?<![A-Za-z0-9_.\-].)[A-Za-z0-9_.\-]{2,256}+[\"']?)"
-    r"(?:(?<=[\"'])[ \t]*:|[ \t]*=)[ \t]*(?=[^\s,;&}\]])"
+_ASSIGNMENT_RE = _Lazy(
+    lambda: re.compile(
+        r"(?P<key>[A-Za-z0-9_.\-\"'](?<![A-Za-z0-9_.\-].)[A-Za-z0-9_.\-]{2,256}+[\"']?)"
+        r"(?:(?<=[\"'])[ \t]*:|[ \t]*=)[ \t]*(?=[^\s,;&}\]])"
+    )
 )
-_VALUE_RE = re.compile(r"\"[^\"]*\"?|'[^']*'?|[^\s,;&'\"}\]]+")
+_VALUE_RE = _Lazy(lambda: re.compile(r"\"[^\"]*\"?|'[^']*'?|[^\s,;&'\"}\]]+"))
 
 
 def _secret_roots() -> str:
@@ -217,16 +261,16 @@ def _secret_roots() -> str:
 
 
 # Every secret name holds one of these as a substring: a cheap first test for is_secret_name.
-_SECRET_ROOTS_RE = re.compile(_secret_roots())  # on the upper-cased name
+_SECRET_ROOTS_RE = _Lazy(lambda: re.compile(_secret_roots()))  # on the upper-cased name
 # An argv element that is a flag: -name, --name, --name=VALUE.
-_FLAG_RE = re.compile(r"--?(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*+)(?P<eq>=?)")
+_FLAG_RE = _Lazy(lambda: re.compile(r"--?(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*+)(?P<eq>=?)"))
 # An argv element that is an assignment (env NAME=VALUE, make, codex -c key=value).
-_ASSIGN_ARG_RE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*+)=")
+_ASSIGN_ARG_RE = _Lazy(lambda: re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*+)="))
 # An argv element that is an HTTP header (curl -H "Authorization: Bearer ...").
-_HEADER_ARG_RE = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_\-]*+):[ \t]*")
+_HEADER_ARG_RE = _Lazy(lambda: re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_\-]*+):[ \t]*"))
 # After a flag that takes a secret, the next element is its value unless it is an option:
 # "--x", "--", or one short option "-x" ("-" alone is stdin: a value, nothing to hide).
-_OPTION_ARG_RE = re.compile(r"--.*|-[A-Za-z]", re.DOTALL)
+_OPTION_ARG_RE = _Lazy(lambda: re.compile(r"--.*|-[A-Za-z]", re.DOTALL))
 #: Known values shorter than this are not searched for inside longer text.
 _MIN_KNOWN = 4
 

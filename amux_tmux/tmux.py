@@ -27,7 +27,6 @@ import re
 import select
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +36,8 @@ from amux_tmux import exc
 from amux_tmux.model import LivePane
 
 if TYPE_CHECKING:
+    import subprocess
+
     import libtmux
     from libtmux.common import tmux_cmd
 
@@ -366,6 +367,8 @@ class TmuxBackend:
         first: a tmux that hangs is a :class:`~amux_tmux.exc.TmuxTimeout`, not a
         ``start`` that never returns.
         """
+        import subprocess  # not needed by commands that never run tmux (mark, ls)
+
         tmux_bin = self.tmux_bin
         if tmux_bin in _VERSION_OK:
             return
@@ -717,6 +720,8 @@ class _ControlClient:
     """A tmux control-mode client we talk to line by line, within one deadline."""
 
     def __init__(self, argv: Sequence[str], timeout: float) -> None:
+        import subprocess
+
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
         try:
@@ -814,6 +819,8 @@ class _ControlClient:
 
     def error(self) -> str:
         """Return the first line the client wrote on stderr (after it ended)."""
+        import subprocess
+
         assert self._proc.stderr is not None
         try:
             self._proc.wait(max(0.1, self._deadline - time.monotonic()))
