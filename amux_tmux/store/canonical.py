@@ -495,3 +495,78 @@ def _time(text: str) -> dt.date:
         )
     except ValueError:
         raise _Decline from None  # a day that does not exist: YAML's error to report
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def dump(data: dict[str, Any], mask: str) -> str | None:
+    """Return ``data`` as a record text in the subset :func:`parse` reads, or ``None``.
+
+    Writing a record then needs no PyYAML (~10 ms to import, per command that writes).
+    Scalars, lists of scalars and mappings of scalars are written; anything else (the
+    ``runs`` history, a hand-added date or nested value) declines, and the caller uses
+    the full YAML dumper. The caller checks that :func:`parse` gives ``data`` back.
+    ``mask`` is always written double-quoted, the form people and greps look for.
+    """
+    lines: list[str] = []
+    try:
+        for key, value in data.items():
+            if not isinstance(key, str) or not _TOP_KEY.match(key) or _plain_safe(key) != key:
+                return None
+            if isinstance(value, list):
+                if not value:
+                    lines.append(f"{key}: []")
+                    continue
+                lines.append(f"{key}:")
+                lines.extend(f"- {_dump_scalar(item, mask)}" for item in value)
+            elif isinstance(value, dict):
+                if not value:
+                    lines.append(f"{key}: {{}}")
+                    continue
+                lines.append(f"{key}:")
+                for name, item in value.items():
+                    if not isinstance(name, str):
+                        return None
+                    lines.append(f"  {_dump_scalar(name, mask)}: {_dump_scalar(item, mask)}")
+            else:
+                lines.append(f"{key}: {_dump_scalar(value, mask)}")
+    except _Decline:
+        return None
+    return "\n".join(lines) + "\n"
+
+
+def _dump_scalar(value: Any, mask: str) -> str:
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        text = repr(value)
+        if _FLOAT.match(text) is None:
+            raise _Decline  # 1e-05, inf, nan: YAML's own spelling
+        return text
+    if type(value) is not str:
+        raise _Decline
+    if value == mask:
+        return f'"{mask}"'
+    if value and _plain_safe(value) == value:
+        return value
+    if _ODD_CHARS.search(value) or "\n" in value:
+        raise _Decline  # escapes: YAML's double quotes
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _plain_safe(text: str) -> Any:
+    """What ``text`` reads as when written plain (a sentinel when it cannot be)."""
+    if _ODD_CHARS.search(text) or "\n" in text or text != text.strip():
+        return _NOT_PLAIN
+    try:
+        return _plain(text)
+    except _Decline:
+        return _NOT_PLAIN
+
+
+_NOT_PLAIN = object()

@@ -65,7 +65,14 @@ def _yaml() -> tuple[type[yaml.SafeLoader], type[yaml.SafeDumper]]:
 
 
 def encode(data: dict[str, Any]) -> bytes:
-    """Serialise a record mapping to YAML bytes (block style, field order kept)."""
+    """Serialise a record mapping to YAML bytes (block style, field order kept).
+
+    The records we write are in the subset :mod:`canonical` writes and reads back, so
+    PyYAML is imported only for the unusual (a ``runs`` history, hand-added values).
+    """
+    fast = canonical.dump(data, MASK)
+    if fast is not None and canonical.parse(fast) == data:
+        return fast.encode("utf-8")
     import yaml
 
     text = yaml.dump(

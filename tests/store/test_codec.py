@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import pathlib
+import subprocess
+import sys
 from typing import NamedTuple
 
 import pytest
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 
 from amux_tmux.model import Session, Status, format_time
 from amux_tmux.secrets import MASK
-from amux_tmux.store import codec
+from amux_tmux.store import canonical, codec
 
 NOW = "2026-01-02T03:04:05.123456Z"
 _text = st.text(max_size=25)
@@ -268,3 +271,30 @@ def test_encode_keeps_any_yaml_value_a_person_added() -> None:
     }
     record = session(extra=extra)
     assert Session.from_dict(codec.decode(codec.encode(record.to_dict()))) == record
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(records)
+def test_the_fast_writer_means_what_yaml_reads(record: Session) -> None:
+    """Whatever the fast writer writes, PyYAML reads as the same record (and it writes
+    every record that has no runs history or hand-added values)."""
+    data = record.to_dict()
+    fast = canonical.dump(data, MASK)
+    if fast is None:
+        return
+    assert yaml.safe_load(fast) == data
+
+
+def test_writing_a_typical_record_does_not_import_yaml(tmp_path: pathlib.Path) -> None:
+    code = (
+        "import sys\n"
+        "from amux_tmux.model import Session, Status, utcnow\n"
+        "from amux_tmux.store import FileStore\n"
+        f"s = FileStore(__import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "n = utcnow()\n"
+        "s.create(Session(id='abc123', status=Status.RUNNING, created_at=n, updated_at=n,\n"
+        "    command=('claude', '--model', 'x y'), environment={'A': '***', 'B': 'c'}))\n"
+        "s.update('abc123', lambda r: r.evolve(name='n'))\n"
+        "assert 'yaml' not in sys.modules, 'yaml was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
