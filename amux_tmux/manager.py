@@ -48,7 +48,6 @@ from amux_tmux.secrets import (
     split_environment,
 )
 from amux_tmux.store import FileStore, Problem, Query, SessionStore
-from amux_tmux.store.file import AMUX_DIR
 from amux_tmux.tmux import (
     DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
@@ -180,6 +179,9 @@ class Manager:
         Agent profiles; loaded from the store's root on first need when not given.
     user_config : Path, optional
         The user's own profile file, read under the project's.
+    environ : Mapping, optional
+        An environment that says where the user's profile file is (XDG), when
+        ``user_config`` is not given.
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class Manager:
         grace: float = rec.DEFAULT_GRACE,
         config: Config | None = None,
         user_config: Path | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.tmux_bin = tmux_bin
@@ -200,6 +203,7 @@ class Manager:
         self.grace = grace
         self._config = config
         self._user_config = user_config
+        self._environ = environ
         self._backends: dict[str, TmuxBackend] = {
             _same_socket(self.backend.socket_path): self.backend
         }
@@ -210,9 +214,12 @@ class Manager:
     def config(self) -> Config:
         """Agent profiles (built-in, the user's, the project's)."""
         if self._config is None:
-            from amux_tmux.config import load_config
+            from amux_tmux.config import load_config, user_config_path
 
-            self._config = load_config(self.store.root, self._user_config)
+            user = self._user_config
+            if user is None and self._environ is not None:
+                user = user_config_path(self._environ)
+            self._config = load_config(self.store.root, user)
         return self._config
 
     def backend_at(self, socket_path: str) -> TmuxBackend:
@@ -984,7 +991,7 @@ class Manager:
     def mark(self, ref: str, state: Activity) -> Session:
         """Record what the agent says it is doing (from its hooks; no tmux call)."""
         sid = self.resolve(ref).id
-        return self.store.update(sid, lambda s: s.evolve(activity=state, activity_at=utcnow()))
+        return self.store.update(sid, lambda s: s.marked(state))
 
     def wait(
         self,
@@ -1240,12 +1247,7 @@ def open_manager(
 ) -> Manager:
     """Return the manager of the file store at ``root`` (``root/.amux``), reading the
     user's own profiles from where ``environ`` says (XDG; none when ``environ`` is None)."""
-    user_config = None
-    if environ is not None:
-        from amux_tmux.config import user_config_path
-
-        user_config = user_config_path(environ)
-    return Manager(FileStore(root), socket=socket, user_config=user_config)
+    return Manager(FileStore(root), socket=socket, environ=environ)
 
 
 # What the command line needs from the layers below, so it imports only this module.
@@ -1253,7 +1255,6 @@ DEFAULT_GRACE = rec.DEFAULT_GRACE
 Kind = rec.Kind
 Policy = rec.Policy
 __all__ = [
-    "AMUX_DIR",
     "DEFAULT_GRACE",
     "DEFAULT_SOCKET",
     "Kind",

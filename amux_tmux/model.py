@@ -340,6 +340,10 @@ class Session:
         """Return a copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
 
+    def marked(self, state: Activity) -> Session:
+        """Return a copy saying the agent reported ``state`` now (its hooks' ``mark``)."""
+        return dataclasses.replace(self, activity=state, activity_at=utcnow())
+
     def transition(self, target: Status, **changes: Any) -> Session:
         """Return a copy moved to ``target``; raise ``InvalidTransition`` if not allowed."""
         if target is not self.status and not can_transition(self.status, target):

@@ -221,6 +221,8 @@ def client_environ(environ: Mapping[str, str]) -> dict[str, str]:
 @functools.cache
 def _bounded_server_class() -> type[libtmux.Server]:
     """Build (once, on first use) libtmux's Server with every tmux process bounded."""
+    import subprocess
+
     import libtmux
     from libtmux.common import tmux_cmd
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -17,53 +18,41 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from amux_tmux import __version__, exc
-from amux_tmux.cli import (
-    attach,
-    completion,
-    logs,
-    ls,
-    mark,
-    prune,
-    reconcile,
-    recover,
-    rename,
-    restart,
-    rm,
-    send,
-    show,
-    start,
-    stop,
-    wait,
-)
 from amux_tmux.cli.output import REDACT, one_line
 
 PROG = "amux-tmux"
 log = logging.getLogger("amux_tmux")
 
-#: (name, aliases, one-line help, module with create_<x>_subparser / command_<x> / <X>Args)
-COMMANDS: list[tuple[str, list[str], str, ModuleType]] = [
-    (
-        "start",
-        [],
-        "start an agent (a profile, or a command after --) in a new tmux session",
-        start,
-    ),
-    ("list", ["ls"], "list sessions (ended ones with --all, tmux state with --live)", ls),
-    ("show", [], "show one session's record", show),
-    ("attach", [], "attach this terminal to a session (from inside tmux too)", attach),
-    ("logs", [], "print what a session's agent printed (kept after it ends)", logs),
-    ("send", [], "paste text into a session's agent, then press Enter", send),
-    ("stop", [], "stop sessions", stop),
-    ("restart", [], "run a session again under the same id", restart),
-    ("recover", [], "restart every orphaned session (after a reboot)", recover),
-    ("rm", [], "remove sessions' records (and their tmux sessions)", rm),
-    ("prune", [], "remove the records of ended sessions", prune),
-    ("rename", [], "give a session another name", rename),
-    ("mark", [], "say what an agent is doing (for the agent's own hooks)", mark),
-    ("wait", [], "wait until a session exits or its agent works, waits or idles", wait),
-    ("reconcile", [], "fix records and tmux sessions that disagree (for cron)", reconcile),
-    ("completion", [], "print shell completion for bash, zsh or fish", completion),
+#: (name, aliases, one-line help). Each lives in ``amux_tmux.cli.<module>`` with
+#: ``create_<name>_subparser``, ``command_<name>`` and ``<Name>Args``; a command's module
+#: is imported only when that command runs (or for the full help): hooks call ``mark``.
+COMMANDS: list[tuple[str, list[str], str]] = [
+    ("start", [], "start an agent (a profile, or a command after --) in a new tmux session"),
+    ("list", ["ls"], "list sessions (ended ones with --all, tmux state with --live)"),
+    ("show", [], "show one session's record"),
+    ("attach", [], "attach this terminal to a session (from inside tmux too)"),
+    ("logs", [], "print what a session's agent printed (kept after it ends)"),
+    ("send", [], "paste text into a session's agent, then press Enter"),
+    ("stop", [], "stop sessions"),
+    ("restart", [], "run a session again under the same id"),
+    ("recover", [], "restart every orphaned session (after a reboot)"),
+    ("rm", [], "remove sessions' records (and their tmux sessions)"),
+    ("prune", [], "remove the records of ended sessions"),
+    ("rename", [], "give a session another name"),
+    ("mark", [], "say what an agent is doing (for the agent's own hooks)"),
+    ("wait", [], "wait until a session exits or its agent works, waits or idles"),
+    ("reconcile", [], "fix records and tmux sessions that disagree (for cron)"),
+    ("completion", [], "print shell completion for bash, zsh or fish"),
 ]
+_MODULES = {"list": "ls"}
+#: Global options that take a value (to find the command word without parsing).
+_VALUED = frozenset({"--root", "--socket", "--log-level"})
+
+
+def command_module(name: str) -> ModuleType:
+    """Return the module of command ``name`` (imported on first need)."""
+    return importlib.import_module(f"amux_tmux.cli.{_MODULES.get(name, name)}")
+
 
 EPILOG = """examples:
   amux-tmux start claude --name review        # a profile from .amux/config.yaml
@@ -112,8 +101,12 @@ def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )  # fmt: skip
 
 
-def create_parser() -> argparse.ArgumentParser:
-    """Return the full ``amux-tmux`` argument parser."""
+def create_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the ``amux-tmux`` argument parser.
+
+    With ``only``, just that command gets its options (the others are listed, with
+    their help line, but their modules are not imported).
+    """
     parser = _Parser(
         prog=PROG,
         description="Run AI coding agents in tmux sessions you can list, attach to by id, "
@@ -126,8 +119,7 @@ def create_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     _add_globals(common, suppress=True)
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=_Parser)
-    for name, aliases, help_text, module in COMMANDS:
-        attr = name.replace("-", "_")
+    for name, aliases, help_text in COMMANDS:
         child = sub.add_parser(
             name,
             aliases=aliases,
@@ -136,12 +128,29 @@ def create_parser() -> argparse.ArgumentParser:
             parents=[common],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        getattr(module, f"create_{attr}_subparser")(child)
+        if only is not None and only != name and only not in aliases:
+            continue
+        module = command_module(name)
+        getattr(module, f"create_{name}_subparser")(child)
         child.set_defaults(
-            run=getattr(module, f"command_{attr}"),
-            namespace=getattr(module, f"{attr.title().replace('_', '')}Args"),
+            run=getattr(module, f"command_{name}"),
+            namespace=getattr(module, f"{name.title()}Args"),
         )
     return parser
+
+
+def _command_word(head: Sequence[str]) -> str | None:
+    """Return the command named in ``head`` if it is a known one (else None: build all)."""
+    skip = False
+    for word in head:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            known = any(word == name or word in aliases for name, aliases, _ in COMMANDS)
+            return word if known else None
+    return None
 
 
 def _split_rest(argv: list[str]) -> tuple[list[str], list[str] | None]:
@@ -215,8 +224,8 @@ def _setup_logging(level: str | None, redact: Callable[[str], str]) -> logging.H
 def _parse(args: list[str]) -> argparse.Namespace | None:
     """Parse a command line; print the help and return None when no command is named."""
     _check_utf8(args)
-    parser = create_parser()
     head, rest = _split_rest(args)
+    parser = create_parser(only=_command_word(head))
     parsed, extra = parser.parse_known_args(head)
     if not hasattr(parsed, "run"):
         if extra or rest:

@@ -7,8 +7,13 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from amux_tmux.manager import AMUX_DIR, DEFAULT_SOCKET, Manager, open_manager
+from amux_tmux.store import FileStore
+from amux_tmux.store.file import AMUX_DIR
+
+if TYPE_CHECKING:
+    from amux_tmux.manager import Manager
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +42,21 @@ def find_root(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Pa
 
 def socket_name(args: GlobalArgs, environ: Mapping[str, str]) -> str:
     """Return the tmux socket from ``--socket``, ``$AMUX_TMUX_SOCKET`` or the default."""
+    from amux_tmux.manager import DEFAULT_SOCKET
+
     return str(args.socket or environ.get("AMUX_TMUX_SOCKET") or DEFAULT_SOCKET)
+
+
+def make_store(args: GlobalArgs) -> FileStore:
+    """Build the store alone, for ``mark``: a hook runs it on every agent event, and the
+    manager's tmux and reconcile machinery would cost it a third of its time."""
+    return FileStore(find_root(args.root, os.environ, Path.cwd()))
 
 
 def make_manager(args: GlobalArgs) -> Manager:
     """Build the manager for this invocation."""
+    from amux_tmux.manager import open_manager
+
     root = find_root(args.root, os.environ, Path.cwd())
     socket = socket_name(args, os.environ)
     manager = open_manager(root, socket=socket, environ=os.environ)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from amux_tmux import exc
-from amux_tmux.cli.context import GlobalArgs, make_manager
+from amux_tmux.cli.context import GlobalArgs, make_store
 from amux_tmux.model import Activity
 
 EXAMPLES = """examples (inside an agent started by amux, AMUX_SESSION_ID and AMUX_ROOT are set):
@@ -36,5 +36,8 @@ def command_mark(args: MarkArgs) -> int:
     ref = args.ref or os.environ.get("AMUX_SESSION_ID")
     if not ref:
         raise exc.UsageError("no session: give REF, or run inside an amux session")
-    make_manager(args).mark(ref, Activity(args.state))
+    # The one command that writes through the store itself: see make_store.
+    state = Activity(args.state)
+    store = make_store(args)
+    store.update(store.resolve(ref).id, lambda s: s.marked(state))
     return 0

@@ -8,10 +8,13 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from amux_tmux.manager import Observed, Redactor
 from amux_tmux.model import Session, parse_time
+from amux_tmux.secrets import Redactor
+
+if TYPE_CHECKING:
+    from amux_tmux.manager import Observed
 
 #: Scrubs every message the CLI prints; commands add the secret values they were given.
 REDACT = Redactor()

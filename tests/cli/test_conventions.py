@@ -124,7 +124,7 @@ def test_bare_command_prints_help(cli: Cli) -> None:
         assert result.returncode == 0, describe(result)
         assert result.stdout.startswith("usage: amux-tmux")
         assert "examples:" in result.stdout
-        for name, _, _, _ in COMMANDS:
+        for name, _, _ in COMMANDS:
             assert name in result.stdout
         assert result.stderr == ""
 
@@ -135,7 +135,7 @@ def test_version(amux: Amux) -> None:
     assert done.value.code == 0
 
 
-HELP_COMMANDS = [name for name, _, _, _ in COMMANDS] + ["ls"]
+HELP_COMMANDS = [name for name, _, _ in COMMANDS] + ["ls"]
 
 
 @pytest.mark.parametrize("command", HELP_COMMANDS)
@@ -330,7 +330,7 @@ def test_completion_scripts(amux: Amux, shell: Shell) -> None:
     code, out, err = amux("completion", shell.test_id)
     assert (code, err) == (0, "")
     assert "amux-tmux" in out
-    for name, _, _, _ in COMMANDS:
+    for name, _, _ in COMMANDS:
         assert name in out
     if shutil.which(shell.checker[0]) is None:
         pytest.skip(f"{shell.checker[0]} is not installed; the script was not parsed")
