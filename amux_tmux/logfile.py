@@ -37,6 +37,11 @@ _ESCAPES = re.compile(
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def log_path(root: Path, session_id: str) -> Path:
+    """Return where the output of session ``session_id`` of the store at ``root`` goes."""
+    return root / ".amux" / "logs" / f"{session_id}.log"
+
+
 def plain(text: str) -> str:
     """Return terminal output as the lines a person would read.
 

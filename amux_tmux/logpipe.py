@@ -1,73 +1,78 @@
-"""What tmux's ``pipe-pane`` runs for each session: ``python -m amux_tmux.logpipe %PANE``.
+"""What tmux's ``pipe-pane`` runs for each session: ``python -m amux_tmux.logpipe PID``.
 
 tmux gives this program the pane's output on stdin and nothing else: no ``$TMUX``, and
-no path in its command line (a path spliced into a shell string would be code). So it
-finds its server as its parent's listening socket, asks tmux which store owns the pane
-(the session options ``@amux_root``, ``@amux_store``, ``@amux_id``), checks that the
-store agrees, and then replaces itself with the small standard-library loop of
-:func:`amux_tmux.logfile.write`, which appends to ``.amux/logs/<id>.log``.
+no path in its command line (a path spliced into a shell string would be code); only
+``#{pane_pid}``, a number. The pane's process (the launcher, then the agent it became)
+carries ``AMUX_ROOT`` and ``AMUX_SESSION_ID`` in its environment, which says where the
+log goes; the session's record must exist there. Then the loop of
+:func:`amux_tmux.logfile.write` appends to ``.amux/logs/<id>.log``.
+
+One of these runs beside every agent for its whole life, and it starts while ``start``
+waits for the launcher: it imports nothing but the standard library and
+:mod:`amux_tmux.logfile`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from amux_tmux import logfile
 
-def log_target(pane_id: str) -> Path | None:
-    """Return the log path for the session of ``pane_id`` if a store owns it, else None."""
-    from amux_tmux import procs
-    from amux_tmux.model import is_valid_id, tmux_session_name
-    from amux_tmux.store import FileStore
-    from amux_tmux.tmux import OWNER_OPTION, ROOT_OPTION, STORE_OPTION, TmuxBackend
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 
-    socket = procs.server_socket(os.getppid())
-    if socket is None:
+
+def pane_environ(pid: int) -> Mapping[str, str]:
+    """Return the environment of process ``pid`` (empty if it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return _environ_by_psutil(pid)
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
+            for k, _, v in pairs}  # fmt: skip
+
+
+def _environ_by_psutil(pid: int) -> Mapping[str, str]:
+    # Without /proc (macOS), psutil knows how.
+    try:
+        import psutil
+
+        return dict(psutil.Process(pid).environ())
+    except Exception:
+        return {}
+
+
+def log_target(pid: int) -> Path | None:
+    """Return the log of the session whose pane runs ``pid``, if its record exists."""
+    env = pane_environ(pid)
+    root, sid = env.get("AMUX_ROOT"), env.get("AMUX_SESSION_ID")
+    if not root or not sid or _ID.fullmatch(sid) is None or not os.path.isabs(root):
         return None
-    facts = TmuxBackend(socket).pane_facts(
-        pane_id, OWNER_OPTION, STORE_OPTION, "session_name", ROOT_OPTION
-    )
-    if facts is None:
+    path = logfile.log_path(Path(root), sid)
+    record = path.parent.parent / "sessions" / f"session-{sid}.yaml"
+    if not record.is_file():
         return None
-    sid, store_id, name, root = facts
-    if not is_valid_id(sid) or name != tmux_session_name(sid) or not root:
-        return None
-    store = FileStore(Path(root))
-    if store.store_id is None or store.store_id != store_id:
-        return None
-    path = store.log_path(sid)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Find the log of the pane named in ``argv`` and become the loop that writes it."""
+    """Append the pane's output to its session's log until the pane closes the pipe."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
+    if len(args) != 1 or not args[0].isdigit():
         return 2
     try:
-        path = log_target(args[0])
-    except Exception:  # no log is better than a traceback into tmux
-        path = None
-    if path is None:
-        return 1  # tmux closes the pipe; the pane is not affected
-    from amux_tmux import logfile
-
-    os.execv(
-        sys.executable,
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            logfile.__file__,
-            "--write",
-            str(path),
-            str(logfile.MAX_LOG_BYTES),
-        ],
-    )
-    return 0  # pragma: no cover - execv does not return
+        path = log_target(int(args[0]))
+        if path is None:
+            return 1  # tmux closes the pipe; the pane is not affected
+        return logfile.write(str(path), logfile.MAX_LOG_BYTES)
+    except OSError:  # no log is better than a traceback into tmux
+        return 1
 
 
 if __name__ == "__main__":

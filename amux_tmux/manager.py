@@ -374,8 +374,9 @@ class Manager:
         exe = resolve_command(command[0], agent_env.get("PATH", os.defpath), where)
         _public, secret = split_environment(environment, forced=forced)
         redactor = Redactor([*secret.values(), *argv_secret_values(command, secret.values())])
-        # Fail before anything exists when tmux cannot be run at all.
-        self.backend.check_version()
+        # Fail before anything exists when there is no tmux at all. (Its version is
+        # checked only if tmux refuses: a process per start saved.)
+        self.backend.tmux_bin  # noqa: B018
         masked_command = mask_argv(command, secret.values())
         masked_environment = mask_environment(environment, forced)
         return _Prepared(
@@ -434,10 +435,13 @@ class Manager:
                         self.store.delete(sid)
                     raise
                 except exc.TmuxCommandFailed as err:
+                    backend.check_version()  # a tmux too old says so (exit 5)
                     why = prepared.redact(str(err))
                     self._kill_quietly(backend, exact_session(tmux_session_name(sid)))
                     self._fail_start(sid, why, None)
                     raise exc.SessionStartFailed(sid, why) from None
+                # Learn the agent's start time while we wait for its launcher to start.
+                started = _in_background(lambda: procs.facts(spawned.pane_pid))
                 try:
                     handoff.send(prepared.argv, prepared.exe, prepared.cwd, env, HANDOFF_TIMEOUT)
                 except launch.LaunchFailed as err:
@@ -450,7 +454,6 @@ class Manager:
                 self._kill_quietly(backend, spawned.session_id)
                 self._fail_start(sid, "start was interrupted", None)
             raise
-        started = procs.facts(spawned.pane_pid)
         return self.store.update(
             sid,
             lambda s: s.transition(
@@ -460,7 +463,7 @@ class Manager:
                 tmux_session_id=spawned.session_id,
                 pane_id=spawned.pane_id,
                 pid=spawned.pane_pid,
-                pid_create_time=started.create_time,
+                pid_create_time=started().create_time,
                 started_at=utcnow(),
             ),
         )

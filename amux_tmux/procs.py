@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import time
 
@@ -91,29 +89,3 @@ def parent_of(pid: int) -> int | None:
     except psutil.Error:
         return None
 
-
-def server_socket(server_pid: int) -> str | None:
-    """Return the path of the unix socket a tmux server listens on, if it has one.
-
-    Read from ``/proc`` by hand: psutil splits ``/proc/net/unix`` at whitespace and so
-    returns no path at all for a socket whose path holds a space (a ``TMUX_TMPDIR``
-    under ``/home/A B``, a socket named ``my agents``).
-    """
-    fd_dir = f"/proc/{server_pid}/fd"
-    inodes = set()
-    try:
-        for fd in os.listdir(fd_dir):
-            with contextlib.suppress(OSError):
-                target = os.readlink(f"{fd_dir}/{fd}")
-                if target.startswith("socket:[") and target.endswith("]"):
-                    inodes.add(target[8:-1].encode())
-        with open("/proc/net/unix", "rb") as f:
-            table = f.read().split(b"\n")[1:]
-    except OSError:
-        return None
-    # Num RefCount Protocol Flags Type St Inode Path: the path is the rest of the line.
-    for line in table:
-        fields = line.split(None, 7)
-        if len(fields) == 8 and fields[6] in inodes and int(fields[3], 16) & _ACCEPTING:
-            return os.fsdecode(fields[7])
-    return None

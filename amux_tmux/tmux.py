@@ -36,7 +36,6 @@ from amux_tmux import exc
 from amux_tmux.model import LivePane
 
 if TYPE_CHECKING:
-    import subprocess
 
     import libtmux
     from libtmux.common import tmux_cmd
@@ -123,15 +122,16 @@ def escape_format(text: str) -> str:
     return escape_arg(text.replace("#", "##"))
 
 
-def fixed_program(module: str, quiet: bool = False) -> str:
+def fixed_program(module: str, pane_format: str = "pane_id", quiet: bool = False) -> str:
     """Return the shell command tmux runs for ``amux_tmux.<module>`` on one pane.
 
     Only the interpreter's path (shell-quoted, ``#`` doubled for format expansion) and
-    ``#{pane_id}`` are in it; the program finds everything else through tmux.
+    the pane's ``#{pane_id}`` or ``#{pane_pid}`` are in it; the program finds everything
+    else through tmux or the pane's process.
     """
     python = shlex.quote(sys.executable).replace("#", "##")
     hush = " >/dev/null 2>&1" if quiet else ""
-    return f"exec {python} -I -m amux_tmux.{module} #{{pane_id}}{hush}"
+    return f"exec {python} -I -m amux_tmux.{module} #{{{pane_format}}}{hush}"
 
 
 def _tmux_quote(text: str) -> str:
@@ -517,15 +517,17 @@ class TmuxBackend:
         for scope, option, value in SERVER_OPTIONS:
             chain += [";", "set-option", "-q", scope, option, value]
         hook = f"run-shell -b {_tmux_quote(fixed_program('pane_died', quiet=True))}"
+        # The only variables tmux carries: where the log pipe finds its log.
+        env = ["-e", f"AMUX_SESSION_ID={owner_id}", "-e", escape_arg(f"AMUX_ROOT={root}")]
         chain += [
-            ";", "new-session", "-d", "-s", name,
+            ";", "new-session", "-d", "-s", name, *env,
             "-P", "-F", _SPAWN_FORMAT, "--", *map(escape_arg, command),
             ";", "set-option", "-w", "-t", window, "remain-on-exit", "on",
             ";", "set-option", "-t", window, OWNER_OPTION, owner_id,
             ";", "set-option", "-t", window, STORE_OPTION, store_id,
             ";", "set-option", "-t", window, ROOT_OPTION, escape_arg(root),
             ";", "set-hook", "-t", window, "pane-died", hook,
-            ";", "pipe-pane", "-O", "-t", window, fixed_program("logpipe"),
+            ";", "pipe-pane", "-O", "-t", window, fixed_program("logpipe", "pane_pid"),
         ]  # fmt: skip
         result = self._must(*chain)
         fields = result.stdout[0].split(_SEP) if result.stdout else []

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from amux_tmux import exc
+from amux_tmux import exc, logfile
 from amux_tmux.model import NAME_RE, Session, generate_id, is_valid_id, utcnow, validate_id
 from amux_tmux.secrets import mask_environment
 from amux_tmux.store import atomic, codec, locks
@@ -112,7 +112,7 @@ class FileStore:
 
     def log_path(self, session_id: str) -> Path:
         """Return where the pane output of ``session_id`` is kept."""
-        return self.logs_dir / f"{validate_id(session_id)}.log"
+        return logfile.log_path(self.root, validate_id(session_id))
 
     def runtime_dir(self) -> Path:
         """Return ``.amux/run`` (0700), for one-shot FIFOs; created if missing."""
