@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from amux_tmux.manager import Kind, Manager, Policy, StartSpec  # noqa: E402
+from amux_tmux.manager import Manager, Policy, StartSpec  # noqa: E402
 from amux_tmux.model import Session, Status, format_time, generate_id  # noqa: E402
 from amux_tmux.procs import create_time  # noqa: E402
 from amux_tmux.store import FileStore, Query, codec  # noqa: E402
@@ -522,37 +522,56 @@ def bench_reconcile(bin_dir: Path, records: int, repeat: int) -> None:
         row(f"detect, whole CLI ({out['tmux_calls']} tmux process)", ours, floor)
         print("    (floor: `python -c 'import libtmux'` plus one raw `tmux list-panes -a`)")
 
-        manager = Manager(store, socket=socket)
-        t0 = time.perf_counter()
-        report = manager.reconcile(Policy(remove=False, grace=0.0))
-        mark_ms = (time.perf_counter() - t0) * 1000
-        mark_calls = report.tmux_calls
-        tags = sum(1 for o in report.outcomes if o.done and o.action.kind is Kind.TAG_SESSION)
-        # The same work as one tmux process per action: tag the tagged ones again.
-        t0 = time.perf_counter()
-        for sid in orphan_sessions:
-            tmux(socket, "set-option", "-t", f"=amux-{sid}:", "@amux_orphan", "1")
-        loop_tag_ms = (time.perf_counter() - t0) * 1000
-        print(f"  mark run: {len(report.outcomes)} actions ({tags} tags), "
-              f"{mark_calls} tmux processes")  # fmt: skip
-        row(f"mark run ({tags} tags, {half} marks), in-process", mark_ms, loop_tag_ms)
-        print(f"    (floor: {half} tags, one tmux process each: {half} processes)")
+    bench_reconcile_changes(amux, records)
 
-        t0 = time.perf_counter()
-        report = manager.reconcile(Policy(remove=True, grace=0.0))
-        remove_ms = (time.perf_counter() - t0) * 1000
-        kills = sum(1 for o in report.outcomes if o.done and o.action.kind is Kind.KILL_SESSION)
-        owned_sessions(socket, store_id, orphan_sessions, root)
-        t0 = time.perf_counter()
-        for sid in orphan_sessions:
-            tmux(socket, "kill-session", "-t", f"=amux-{sid}")
-        loop_kill_ms = (time.perf_counter() - t0) * 1000
-        print(f"  remove run: {len(report.outcomes)} actions ({kills} kills), "
-              f"{report.tmux_calls} tmux processes")  # fmt: skip
-        row(f"remove run ({kills} kills, records removed), in-process", remove_ms, loop_kill_ms)
-        print(f"    (floor: {half} kills, one tmux process each)")
-        print(f"  speed-up over one process per action: tags {loop_tag_ms / mark_ms:.1f}x, "
-              f"kills {loop_kill_ms / remove_ms:.1f}x (goal >= 10x)")  # fmt: skip
+
+def bench_reconcile_changes(amux: str, count: int) -> None:
+    """Tag, then kill, ``count`` owned sessions without records, against one tmux process
+    per action; in-process and as a whole CLI run."""
+    print(f"reconcile applying {count} tags, then {count} kills (--grace 0)")
+    for what, remove, loop_args in (
+        ("tags", False, ("set-option", "@amux_orphan", "1")),
+        ("kills", True, ("kill-session",)),
+    ):
+        with sandbox() as (root, socket):
+            store = FileStore(root)
+            store_id = store.ensure_store_id()
+            ids = new_ids(count)
+            owned_sessions(socket, store_id, ids, root)
+            manager = Manager(store, socket=socket)
+            t0 = time.perf_counter()
+            report = manager.reconcile(Policy(remove=remove, grace=0.0))
+            inproc = (time.perf_counter() - t0) * 1000
+            done = sum(1 for o in report.outcomes if o.done)
+            print(f"  {what}: {done} done in {report.tmux_calls} tmux processes")
+            if remove:
+                owned_sessions(socket, store_id, ids, root)
+            else:
+                for sid in ids:  # untag, for the CLI run (not timed)
+                    tmux(socket, "set-option", "-u", "-t", f"=amux-{sid}:", "@amux_orphan")
+            args = [amux, "--root", str(root), "--socket", socket, "reconcile", "--grace", "0"]
+            t0 = time.perf_counter()
+            subprocess.run([*args, *(["--remove"] if remove else [])], capture_output=True,
+                           check=True)  # fmt: skip
+            cli = (time.perf_counter() - t0) * 1000
+            if remove:
+                owned_sessions(socket, store_id, ids, root)
+            t0 = time.perf_counter()
+            for sid in ids:
+                verb, *rest = loop_args
+                tmux(socket, verb, "-t", f"=amux-{sid}:" if rest else f"=amux-{sid}", *rest)
+            loop = (time.perf_counter() - t0) * 1000
+            row(f"{count} {what}, in-process", inproc, loop)
+            row(f"{count} {what}, whole CLI", cli, loop)
+            if remove:  # what tmux itself needs for the kills: one source-file of them
+                owned_sessions(socket, store_id, ids, root)
+                script = root.parent / "kill.tmux"
+                script.write_text("".join(f"kill-session -t =amux-{sid}\n" for sid in ids))
+                t0 = time.perf_counter()
+                tmux(socket, "source-file", str(script))
+                own = (time.perf_counter() - t0) * 1000
+                row(f"{count} kills in one raw `tmux source-file`", own, loop)
+    print(f"    (floor: {count} tmux processes, one per action)")
 
 
 # --- fleet -----------------------------------------------------------------------------
