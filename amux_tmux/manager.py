@@ -1139,7 +1139,7 @@ class Manager:
         if inside is None:
             return backend.attach_argv(target)
         if os.path.realpath(inside) == os.path.realpath(backend.socket_path):
-            backend.switch_client(target)
+            backend.switch_client(pane.session_id)
             return None
         outer = TmuxBackend(inside, self.tmux_bin, self.tmux_timeout)
         outer.open_attached(how, backend.socket_path, target, backend.tmux_bin)

@@ -36,7 +36,6 @@ from amux_tmux import exc
 from amux_tmux.model import LivePane
 
 if TYPE_CHECKING:
-
     import libtmux
     from libtmux.common import tmux_cmd
 
@@ -270,6 +269,8 @@ def _bounded_server_class() -> type[libtmux.Server]:
         """A libtmux Server whose every tmux call has a time limit."""
 
         timeout: float = DEFAULT_TIMEOUT
+        #: tmux processes this server object started.
+        calls: int = 0
 
         def cmd(self, cmd: str, *args: Any, target: str | int | None = None) -> tmux_cmd:
             return self.run(cmd, *args, target=target)
@@ -290,6 +291,7 @@ def _bounded_server_class() -> type[libtmux.Server]:
                 argv += ["-t", str(target)]
             argv += [str(a) for a in args]
             assert self.tmux_bin is not None
+            self.calls += 1
             return BoundedCmd(
                 *argv, tmux_bin=self.tmux_bin, timeout=self.timeout, stdin=stdin, name=cmd
             )
@@ -319,11 +321,16 @@ class TmuxBackend:
         self.socket_path = socket_path_for(socket)
         self._tmux_bin = tmux_bin
         self.timeout = timeout
-        #: tmux processes started so far (benchmarks and tests count them).
-        self.calls = 0
+        self._batches = 0
         self._server: Any = None
 
     # --- plumbing ------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """tmux processes started so far (benchmarks and tests count them)."""
+        server_calls: int = self._server.calls if self._server is not None else 0
+        return server_calls + self._batches
 
     @property
     def tmux_bin(self) -> str:
@@ -350,7 +357,6 @@ class TmuxBackend:
 
     def cmd(self, *args: str, stdin: bytes | None = None) -> Any:
         """Run one tmux command on our socket, bounded; return libtmux's result."""
-        self.calls += 1
         return self.server.run(*args, stdin=stdin)  # type: ignore[attr-defined]
 
     def _must(self, *args: str, stdin: bytes | None = None) -> Any:
@@ -466,12 +472,28 @@ class TmuxBackend:
         screen = "\n".join(_trim_screen(result.stdout[1:])[-lines:]) if lines > 0 else None
         return pane, screen
 
+    def pane(self, pane_id: str) -> libtmux.Pane:
+        """Return libtmux's Pane for ``%id`` (from our own listing; nothing is asked)."""
+        from libtmux.pane import Pane
+
+        _require_exact(pane_id)
+        return Pane(server=self.server, pane_id=pane_id)
+
+    def session(self, session_id: str) -> libtmux.Session:
+        """Return libtmux's Session for ``$id`` (from our own listing; nothing is asked)."""
+        from libtmux.session import Session
+
+        _require_exact(session_id)
+        return Session(server=self.server, session_id=session_id)
+
     def capture(self, pane_id: str, lines: int | None = None) -> str:
         """Return a pane's text: its last ``lines`` lines, or all of its history."""
-        _require_exact(pane_id)
-        start = "-" if lines is None else f"-{lines}"
-        text: str = self._must("capture-pane", "-p", "-J", "-t", pane_id, "-S", start).text
-        out = _trim_screen(text.split("\n"))
+        pane = self.pane(pane_id)
+        if lines is None:
+            found = pane.capture_pane("-", join_wrapped=True)
+        else:
+            found = pane.capture_pane(-lines, join_wrapped=True)
+        out = _trim_screen(list(found or []))
         if lines is not None:
             out = out[-lines:] if lines > 0 else []
         return "".join(line + "\n" for line in out)
@@ -538,14 +560,16 @@ class TmuxBackend:
 
     def kill_session(self, session_id: str) -> bool:
         """Kill a session by its ``$id``; False if it was already gone."""
-        _require_exact(session_id)
-        result = self.cmd("kill-session", "-t", session_id)
-        if result.returncode == 0:
-            return True
-        detail = "\n".join(result.stderr)
-        if _NO_SERVER.search(detail) or "can't find session" in detail:
-            return False
-        raise exc.TmuxCommandFailed("kill-session", _first(result.stderr))
+        from libtmux.exc import LibTmuxException
+
+        try:
+            self.session(session_id).kill()
+        except LibTmuxException as err:
+            detail = str(err)
+            if _NO_SERVER.search(detail) or "can't find session" in detail:
+                return False
+            raise exc.TmuxCommandFailed("kill-session", _first(detail.splitlines())) from None
+        return True
 
     def batch(
         self, commands: Sequence[Sequence[str]], server_pid: int | None = None
@@ -580,7 +604,7 @@ class TmuxBackend:
         ]  # fmt: skip
         leave = _control_line(["kill-session", "-t", f"={hidden}"]) + "\n"
         lines = "".join(_control_line(c) + "\n" for c in commands)  # refuses before tmux runs
-        self.calls += 1
+        self._batches += 1
         with _ControlClient(argv, self.timeout) as client:
             # Lines sent before the client is attached may run before its session exists.
             if not client.wait_attached(hidden):
@@ -640,13 +664,16 @@ class TmuxBackend:
 
     def press_enter(self, pane_id: str) -> None:
         """Press Enter in a pane."""
-        _require_exact(pane_id)
-        self._must("send-keys", "-t", pane_id, "Enter")
+        self.pane(pane_id).enter()
 
-    def switch_client(self, target: str) -> None:
-        """Switch the calling client (we run inside this server) to ``target``."""
-        _require_exact(target)
-        self._must("switch-client", "-t", target)
+    def switch_client(self, session_id: str) -> None:
+        """Switch the calling client (we run inside this server) to session ``$id``."""
+        from libtmux.exc import LibTmuxException
+
+        try:
+            self.session(session_id).switch_client()
+        except LibTmuxException as err:
+            raise exc.TmuxCommandFailed("switch-client", _first(str(err).splitlines())) from None
 
     def open_attached(self, how: str, socket_path: str, target: str, tmux_bin: str) -> None:
         """From inside this (outer) server, show ``target`` of another server.
