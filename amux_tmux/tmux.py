@@ -8,13 +8,17 @@ bare name by prefix, and ``kill-session -t amux-1`` would kill ``amux-12``.
 :class:`TmuxBackend` wraps :class:`libtmux.Server` with its ``cmd`` overridden: libtmux
 0.62 gives a tmux process no time limit (libtmux issue #732), and tmux hangs rather than
 fails when it is out of file descriptors, so every process we start has a timeout, a
-minimal environment and no stdin. libtmux is imported on first use, never by ``ls``.
+minimal environment and no stdin. Per-session verbs use libtmux's Session and Pane
+objects, built from the ids of our own listing (``server.sessions`` is not used: it
+calls tmux around ``cmd`` and answers ``[]`` on any error). Many changes at once go to
+one control-mode client (:meth:`TmuxBackend.batch`). libtmux is imported on first use,
+never by ``ls``.
 
 No string a user typed is ever parsed by tmux. The pane command is fixed (see
 :mod:`amux_tmux.launch`); arguments that still reach tmux have a trailing ``;`` escaped
 (tmux splits its argv into commands there) and, where tmux expands formats, ``#``
 doubled. The shell strings tmux runs (the pane-died hook, the log pipe) hold only the
-Python interpreter's path, quoted, and ``#{pane_id}``.
+Python interpreter's path, quoted, and ``#{pane_id}`` or ``#{pane_pid}``.
 """
 
 from __future__ import annotations
