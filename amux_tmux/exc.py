@@ -45,8 +45,10 @@ class InvalidSessionId(UsageError):
     def __init__(self, value: str) -> None:
         shown = value if len(value) <= 40 else value[:37] + "..."
         super().__init__(
-            f"invalid session id {shown!r}: expected 3-64 characters of a-z, 0-9 and '-', "
-            "starting with a letter or digit"
+            # No ": " right after the value: the redactor would take "passwd': x" for a
+            # credential and mask the explanation.
+            f"invalid session id {shown!r} (expected 3-64 characters of a-z, 0-9 and '-', "
+            "starting with a letter or digit)"
         )
         self.value = value
 

@@ -171,6 +171,19 @@ class Handoff:
             self.close()
             raise
 
+    @staticmethod
+    def leftovers(directory: Path) -> dict[str, list[Path]]:
+        """Return the FIFOs in ``directory`` by stem: those of starts that ended are
+        left behind only by a writer that was killed (``kill -9``)."""
+        found: dict[str, list[Path]] = {}
+        with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+            for entry in entries:
+                for suffix in (".spec.fifo", ".status.fifo"):
+                    if entry.name.endswith(suffix):
+                        stem = entry.name[: -len(suffix)]
+                        found.setdefault(stem, []).append(Path(entry.path))
+        return found
+
     def close(self) -> None:
         """Remove both FIFOs (idempotent)."""
         fd = getattr(self, "_status_fd", -1)

@@ -53,6 +53,7 @@ from amux_tmux.tmux import (
     DEFAULT_TIMEOUT,
     STORE_OPTION,
     Live,
+    Spawned,
     TmuxBackend,
     exact_session,
     socket_of_tmux_env,
@@ -362,6 +363,11 @@ class Manager:
                 raise exc.UsageError(f"invalid environment variable name {key[:40]!r}")
             if "\0" in value:
                 raise exc.UsageError(f"the value of {key} holds a NUL byte")
+            if not _is_utf8(value):
+                raise exc.UsageError(
+                    f"the value of {key} is not valid UTF-8, so it cannot be recorded; "
+                    "export it instead (the agent inherits this shell's environment)"
+                )
         for key in forced:
             if ENV_NAME_RE.fullmatch(key) is None:
                 raise exc.UsageError(f"invalid environment variable name {key[:40]!r}")
@@ -423,23 +429,7 @@ class Manager:
                 ) as handoff,
             ):
                 pane_cmd = [sys.executable, "-I", "-m", "amux_tmux.launch", str(handoff.spec_path)]
-                try:
-                    spawned = backend.new_session(
-                        tmux_session_name(sid), sid, store_id, str(self.store.root), pane_cmd
-                    )
-                except exc.TmuxTimeout as err:
-                    self._fail_start(sid, prepared.redact(str(err)), None)
-                    raise
-                except exc.TmuxUnavailable:
-                    with contextlib.suppress(exc.AmuxError):
-                        self.store.delete(sid)
-                    raise
-                except exc.TmuxCommandFailed as err:
-                    backend.check_version()  # a tmux too old says so (exit 5)
-                    why = prepared.redact(str(err))
-                    self._kill_quietly(backend, exact_session(tmux_session_name(sid)))
-                    self._fail_start(sid, why, None)
-                    raise exc.SessionStartFailed(sid, why) from None
+                spawned = self._new_session(backend, sid, store_id, pane_cmd, prepared.redact)
                 # Learn the agent's start time while we wait for its launcher to start.
                 started = _in_background(lambda: procs.facts(spawned.pane_pid))
                 try:
@@ -468,6 +458,47 @@ class Manager:
             ),
         )
 
+    def _new_session(
+        self,
+        backend: TmuxBackend,
+        sid: str,
+        store_id: str,
+        pane_cmd: Sequence[str],
+        redact: Redactor,
+    ) -> Spawned:
+        """Create the session; on failure leave the record as the failure says.
+
+        Nothing was created (tmux missing, unreachable, too old): no record either.
+        tmux did not answer in time (it may still act): a failed record stays, for
+        reconcile. tmux refused: a failed record, and the reason.
+        """
+        try:
+            return backend.new_session(
+                tmux_session_name(sid), sid, store_id, str(self.store.root), pane_cmd
+            )
+        except exc.TmuxTimeout as err:
+            self._fail_start(sid, redact(str(err)), None)
+            raise
+        except exc.TmuxUnavailable:
+            with contextlib.suppress(exc.AmuxError):
+                self.store.delete(sid)
+            raise
+        except exc.TmuxCommandFailed as err:
+            try:
+                backend.check_version()  # a tmux too old says so (exit 5)
+            except exc.TmuxUnavailable:
+                with contextlib.suppress(exc.AmuxError):
+                    self.store.delete(sid)
+                raise
+            why = redact(str(err))
+            if "duplicate session" in why:
+                why += (
+                    f" (tmux already has a session named {tmux_session_name(sid)} that this "
+                    "project did not start, a copy of this project's? It was left alone)"
+                )
+            self._fail_start(sid, why, None)
+            raise exc.SessionStartFailed(sid, why) from None
+
     def _fail_start(self, sid: str, why: str, code: int | None) -> None:
         def fail(s: Session) -> Session:
             if s.status not in (Status.CREATED, Status.STARTING):
@@ -478,12 +509,9 @@ class Manager:
             self.store.update(sid, fail)
 
     @staticmethod
-    def _kill_quietly(backend: TmuxBackend, target: str) -> None:
+    def _kill_quietly(backend: TmuxBackend, session_id: str) -> None:
         with contextlib.suppress(exc.AmuxError):
-            if target.startswith("="):
-                backend.cmd("kill-session", "-t", target)
-            else:
-                backend.kill_session(target)
+            backend.kill_session(session_id)
 
     def _check_name_free(self, name: str, own_id: str | None) -> None:
         """Refuse a name a live session has, or one that is (a prefix of) another id."""
@@ -1175,6 +1203,21 @@ class Manager:
 
     # --- reconcile -----------------------------------------------------------------
 
+    def _sweep_handoffs(self) -> None:
+        """Remove the launch FIFOs of starts that were killed half way.
+
+        A start holds its record's lock from before it makes them until it removes
+        them: a lock that can be taken at once means nobody will use them again.
+        """
+        for stem, paths in launch.Handoff.leftovers(self.store.runtime_dir()).items():
+            sid = stem.rpartition("-")[0]
+            if not is_valid_id(sid):
+                continue
+            with contextlib.suppress(exc.LockTimeout), self.store.lock(sid, 0):
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+
     def reconcile(
         self, policy: rec.Policy, dry_run: bool = False, lock_timeout: float = 0.0
     ) -> ReconcileReport:
@@ -1199,6 +1242,8 @@ class Manager:
         )
         calls_before = sum(b.calls for b in self._backends.values())
         with guard:
+            if not dry_run:
+                self._sweep_handoffs()
             pending = _in_background(self.backend.list_live)
             listing = self.store.list(Query())
             by_socket: dict[str, list[Session]] = {self.backend.socket_path: []}

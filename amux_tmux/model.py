@@ -63,7 +63,7 @@ class Activity(enum.StrEnum):
 
 #: The one table of allowed status changes. Ended states have no way out.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
-    Status.CREATED: frozenset({Status.STARTING, Status.FAILED, Status.STOPPED}),
+    Status.CREATED: frozenset({Status.STARTING, Status.STOPPING, Status.FAILED, Status.STOPPED}),
     Status.STARTING: frozenset(
         {
             Status.RUNNING,

@@ -511,10 +511,18 @@ def mask_environment(
     dict[str, str]
         The same names, each value as :func:`mask_value` (or ``MASK`` if forced) has it.
     """
+    known = _forced_values(environment, forced)
     return {
-        name: MASK if name in forced else mask_value(name, value)
+        name: MASK if name in forced or value in known else mask_value(name, value)
         for name, value in environment.items()
     }
+
+
+def _forced_values(environment: Mapping[str, str], forced: Collection[str]) -> frozenset[str]:
+    """The values of forced names: the same value under another name is as secret."""
+    return frozenset(
+        v for n, v in environment.items() if n in forced and len(v) >= _MIN_KNOWN
+    )
 
 
 def split_environment(
@@ -536,8 +544,10 @@ def split_environment(
     """
     public: dict[str, str] = {}
     secret: dict[str, str] = {}
+    known = _forced_values(environment, forced)
     for name, value in environment.items():
-        (secret if name in forced or is_secret(name, value) else public)[name] = value
+        is_forced = name in forced or value in known
+        (secret if is_forced or is_secret(name, value) else public)[name] = value
     return public, secret
 
 

@@ -31,6 +31,7 @@ import re
 import select
 import shlex
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -534,6 +535,7 @@ class TmuxBackend:
         when it happens, and the pipe that keeps the pane's output in the log.
         """
         window = f"{exact_session(name)}:"
+        self._check_socket_path()
         socket_dir = os.path.dirname(self.socket_path)
         # With -S tmux does not create the socket's directory (it does for -L), and it
         # reports that failure with exit status 0.
@@ -555,12 +557,35 @@ class TmuxBackend:
             ";", "set-hook", "-t", window, "pane-died", hook,
             ";", "pipe-pane", "-O", "-t", window, fixed_program("logpipe", "pane_pid"),
         ]  # fmt: skip
-        result = self._must(*chain)
+        result = self.cmd(*chain)
         fields = result.stdout[0].split(_SEP) if result.stdout else []
-        if len(fields) != 4 or not fields[2].isdigit():
+        spawned = len(fields) == 4 and fields[2].isdigit()
+        if result.returncode != 0 or not spawned:
+            if spawned:
+                # A later command of the chain failed: the session we made (and only
+                # it, by its $id) goes, or it would run untagged and unowned.
+                with contextlib.suppress(exc.AmuxError):
+                    self.kill_session(fields[0])
             detail = _first(result.stderr) or f"unexpected output {result.stdout[:1]!r}"
+            if _UNREACHABLE.match(detail):
+                raise exc.TmuxQueryFailed("new-session", detail)
             raise exc.TmuxCommandFailed("new-session", detail)
         return Spawned(fields[0], name, fields[1], int(fields[2]), fields[3])
+
+    def _check_socket_path(self) -> None:
+        """Refuse to let tmux start a server on a path that holds something else.
+
+        tmux unlinks whatever it cannot connect to and binds its socket there: a
+        ``--socket`` naming a file (a typo; a record edited by hand) would destroy it.
+        """
+        try:
+            st = os.lstat(self.socket_path)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise exc.UnsafePath(self.socket_path, err.strerror or str(err)) from None
+        if not stat.S_ISSOCK(st.st_mode):
+            raise exc.UnsafePath(self.socket_path, "it exists and is not a tmux socket")
 
     def kill_session(self, session_id: str) -> bool:
         """Kill a session by its ``$id``; False if it was already gone."""

@@ -38,6 +38,7 @@ S = Status
 # The lifecycle written out independently of model.TRANSITIONS: (from, to) pairs allowed.
 ALLOWED = {
     (S.CREATED, S.STARTING),
+    (S.CREATED, S.STOPPING),
     (S.CREATED, S.FAILED),
     (S.CREATED, S.STOPPED),
     (S.STARTING, S.RUNNING),

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from amux_tmux import exc
 from amux_tmux.store import FileStore
 from amux_tmux.store.file import AMUX_DIR
 
@@ -32,7 +33,10 @@ def find_root(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Pa
     ``cwd`` holding ``.amux/``, else ``cwd`` itself."""
     chosen = explicit or environ.get("AMUX_ROOT")
     if chosen:
-        return Path(chosen).expanduser().resolve()
+        root = Path(chosen).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise exc.UsageError(f"the project root {root} is not a directory")
+        return root
     here = cwd.resolve()
     for candidate in (here, *here.parents):
         if (candidate / AMUX_DIR).is_dir():

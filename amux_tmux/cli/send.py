@@ -64,9 +64,11 @@ def _read(source: str) -> str:
     if len(data) > MAX_SEND_BYTES:
         raise exc.UsageError(f"text is over {MAX_SEND_BYTES} bytes")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise exc.UsageError("text is not valid UTF-8") from None
+    # A file's last line break ends the file, not the message: Enter comes after it.
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def command_send(args: SendArgs) -> int:

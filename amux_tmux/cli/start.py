@@ -73,7 +73,7 @@ def parse_env(items: list[str], environ: Mapping[str, str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep:
             if key not in environ:
-                raise exc.UsageError(f"-e {key[:40]}: not set in this environment")
+                raise exc.UsageError(f"-e {key[:40]} is not set in this environment")
             value = environ[key]
         env[key] = value
     return env
