@@ -727,7 +727,7 @@ class Manager:
         live = backend.list_live()
         if live.no_server:
             _check_no_agent_alive(backend.socket_path, records)
-        return _with_zombie_exits(live)
+        return _with_zombie_exits(backend, live)
 
     def observe(self, sessions: Sequence[Session], activity: bool = False) -> list[Observed]:
         """Ask tmux (one listing per server) about ``sessions`` and record what changed.
@@ -1261,7 +1261,7 @@ class Manager:
                     live = pending() if backend is self.backend else backend.list_live()
                     if live.no_server:
                         _check_no_agent_alive(path, records)
-                    panes = _with_zombie_exits(live)
+                    panes = _with_zombie_exits(backend, live)
                 except (exc.TmuxUnavailable, exc.TmuxCommandFailed) as err:
                     unreachable[path] = str(err)
                     continue
@@ -1401,16 +1401,27 @@ def _relister(
     return lambda: manager._listing(backend, records)
 
 
-def _with_zombie_exits(live: Live) -> dict[str, LivePane]:
-    """Fill in exits tmux saw but has not reaped (tmux 3.3a leaves some for minutes)."""
+def _with_zombie_exits(backend: TmuxBackend, live: Live) -> dict[str, LivePane]:
+    """Fill in exits tmux saw but has not reaped, and make tmux reap them.
+
+    tmux 3.3a sometimes misses an agent's SIGCHLD: the pane is dead, the agent a zombie
+    for minutes, and tmux neither knows the status, shows "Pane is dead" nor runs the
+    pane-died hook. The status is in /proc; a short-lived child of the server (a fixed
+    ``run-shell -b true``) makes tmux reap every exited child, this one included.
+    """
     panes = dict(live.panes)
+    unreaped = False
     for name, pane in panes.items():
         if pane.pane_dead and pane.pane_dead_status is None and pane.pane_dead_signal is None:
             known = procs.zombie_exit(pane.pane_pid) if pane.pane_pid else None
             if known is not None:
+                unreaped = True
                 panes[name] = dataclasses.replace(
                     pane, pane_dead_status=known[0], pane_dead_signal=known[1]
                 )
+    if unreaped:
+        with contextlib.suppress(exc.AmuxError):
+            backend.cmd("run-shell", "-b", "true")
     return panes
 
 
