@@ -88,4 +88,3 @@ def parent_of(pid: int) -> int | None:
         return psutil.Process(pid).ppid() or None
     except psutil.Error:
         return None
-

@@ -520,9 +520,7 @@ def mask_environment(
 
 def _forced_values(environment: Mapping[str, str], forced: Collection[str]) -> frozenset[str]:
     """The values of forced names: the same value under another name is as secret."""
-    return frozenset(
-        v for n, v in environment.items() if n in forced and len(v) >= _MIN_KNOWN
-    )
+    return frozenset(v for n, v in environment.items() if n in forced and len(v) >= _MIN_KNOWN)
 
 
 def split_environment(
