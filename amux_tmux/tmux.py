@@ -18,7 +18,8 @@ No string a user typed is ever parsed by tmux. The pane command is fixed (see
 :mod:`amux_tmux.launch`); arguments that still reach tmux have a trailing ``;`` escaped
 (tmux splits its argv into commands there) and, where tmux expands formats, ``#``
 doubled. The shell strings tmux runs (the pane-died hook, the log pipe) hold only the
-Python interpreter's path, quoted, and ``#{pane_id}`` or ``#{pane_pid}``.
+Python interpreter's path, quoted, ``#{pane_id}``, and words of letters, digits and
+``-`` (the log pipe's root, hex-encoded).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ _UNREACHABLE = re.compile(
     r"^(?:no server running on |error connecting to |lost server|server exited unexpectedly)"
 )
 _TOKEN = re.compile(r"[A-Za-z0-9_@%$=:.,/+-]+")
+_WORD = re.compile(r"[A-Za-z0-9-]+")
 #: tmux binaries whose version passed :meth:`TmuxBackend.check_version` in this process.
 _VERSION_OK: set[str] = set()
 
@@ -126,16 +128,39 @@ def escape_format(text: str) -> str:
     return escape_arg(text.replace("#", "##"))
 
 
-def fixed_program(module: str, pane_format: str = "pane_id", quiet: bool = False) -> str:
+def fixed_program(
+    module: str,
+    pane_format: str | None = "pane_id",
+    quiet: bool = False,
+    words: Sequence[str] = (),
+) -> str:
     """Return the shell command tmux runs for ``amux_tmux.<module>`` on one pane.
 
-    Only the interpreter's path (shell-quoted, ``#`` doubled for format expansion) and
-    the pane's ``#{pane_id}`` or ``#{pane_pid}`` are in it; the program finds everything
-    else through tmux or the pane's process.
+    Only the interpreter's path (shell-quoted, ``#`` doubled for format expansion), the
+    pane's ``#{pane_id}`` (or another pane format) and ``words`` made of letters, digits
+    and ``-`` (inert to both tmux and ``sh``) are in it.
+
+    >>> fixed_program("x", None, words=["ab-1"]).split()[-2:]
+    ['amux_tmux.x', 'ab-1']
     """
+    for word in words:
+        if _WORD.fullmatch(word) is None:
+            raise ValueError(f"not an inert word: {word!r}")
     python = shlex.quote(sys.executable).replace("#", "##")
+    pane = [f"#{{{pane_format}}}"] if pane_format else []
     hush = " >/dev/null 2>&1" if quiet else ""
-    return f"exec {python} -I -m amux_tmux.{module} #{{{pane_format}}}{hush}"
+    return " ".join(["exec", python, "-I", "-m", f"amux_tmux.{module}", *pane, *words]) + hush
+
+
+def log_pipe_program(owner_id: str, root: str) -> str:
+    """Return the ``pipe-pane`` command: the log's place travels hex-encoded.
+
+    The pipe's program must know where the log goes even when the agent has already
+    exited (a process's environment goes with it), and tmux gives it no ``$TMUX`` to
+    ask; a path spliced in as text would be code, its hex digits are not.
+    """
+    hexroot = root.encode("utf-8", "surrogateescape").hex()
+    return fixed_program("logpipe", None, words=[owner_id, hexroot])
 
 
 def _tmux_quote(text: str) -> str:
@@ -545,17 +570,15 @@ class TmuxBackend:
         for scope, option, value in SERVER_OPTIONS:
             chain += [";", "set-option", "-q", scope, option, value]
         hook = f"run-shell -b {_tmux_quote(fixed_program('pane_died', quiet=True))}"
-        # The only variables tmux carries: where the log pipe finds its log.
-        env = ["-e", f"AMUX_SESSION_ID={owner_id}", "-e", escape_arg(f"AMUX_ROOT={root}")]
         chain += [
-            ";", "new-session", "-d", "-s", name, *env,
+            ";", "new-session", "-d", "-s", name,
             "-P", "-F", _SPAWN_FORMAT, "--", *map(escape_arg, command),
             ";", "set-option", "-w", "-t", window, "remain-on-exit", "on",
             ";", "set-option", "-t", window, OWNER_OPTION, owner_id,
             ";", "set-option", "-t", window, STORE_OPTION, store_id,
             ";", "set-option", "-t", window, ROOT_OPTION, escape_arg(root),
             ";", "set-hook", "-t", window, "pane-died", hook,
-            ";", "pipe-pane", "-O", "-t", window, fixed_program("logpipe", "pane_pid"),
+            ";", "pipe-pane", "-O", "-t", window, log_pipe_program(owner_id, root),
         ]  # fmt: skip
         result = self.cmd(*chain)
         fields = result.stdout[0].split(_SEP) if result.stdout else []

@@ -27,6 +27,7 @@ from amux_tmux.tmux import (
     escape_format,
     exact_session,
     fixed_program,
+    log_pipe_program,
     socket_of_tmux_env,
     socket_path_for,
 )
@@ -621,6 +622,11 @@ def test_fixed_program_holds_only_the_interpreter(monkeypatch: pytest.MonkeyPatc
         "exec '/p a/##{x}'\"'\"'q;/python' -I -m amux_tmux.pane_died #{pane_id} >/dev/null 2>&1"
     )
     assert fixed_program("logpipe").endswith(" -I -m amux_tmux.logpipe #{pane_id}")
+    assert log_pipe_program("id-1", "/r;#(x)").endswith(
+        " -I -m amux_tmux.logpipe id-1 2f723b23287829"
+    )
+    with pytest.raises(ValueError, match="inert"):
+        fixed_program("logpipe", words=["a;b"])
 
 
 # --- bounds and versions -------------------------------------------------------------
