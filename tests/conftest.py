@@ -34,6 +34,9 @@ __all__ = [
     "wait_until",
 ]
 
+# The fake agent is a program, not a module: importing it (for doctests) would run it.
+collect_ignore = ["agents"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_tmux_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
