@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import pathlib
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 
@@ -69,6 +70,9 @@ def _private_tmux_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[p
         else:
             os.environ[key] = value
     _kill_all_servers(tmpdir)
+    # pytest would keep this run's temp dirs until its next run; they go now, passed or
+    # failed (a failing test prints what it saw).
+    shutil.rmtree(tmp_path_factory.getbasetemp(), ignore_errors=True)
 
 
 def _kill_all_servers(tmpdir: pathlib.Path) -> None:
