@@ -247,16 +247,68 @@ def client_environ(environ: Mapping[str, str]) -> dict[str, str]:
 # --- libtmux, bounded ----------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TmuxResult:
+    """What one tmux process returned: the fields of libtmux's ``tmux_cmd``."""
+
+    cmd: list[str]
+    returncode: int
+    #: The output as tmux wrote it (option values are bytes, not always UTF-8).
+    raw: bytes
+    text: str
+    stdout: list[str]
+    stderr: list[str]
+
+
+def run_tmux(
+    args: Sequence[str],
+    *,
+    tmux_bin: str,
+    timeout: float,
+    stdin: bytes | None = None,
+    name: str = "",
+) -> TmuxResult:
+    """Run one tmux process, bounded: a time limit, the client's scrubbed environment,
+    and stdin closed unless ``stdin`` is given.
+
+    libtmux's ``Server.cmd`` runs through here; so does ``start``'s one command chain,
+    which needs none of libtmux's objects and so does not pay for importing it.
+    """
+    import subprocess  # not needed by commands that never run tmux (mark, ls)
+
+    argv = [tmux_bin, *args]
+    try:
+        proc = subprocess.run(
+            argv,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
+            capture_output=True,
+            timeout=timeout,
+            env=client_environ(os.environ),
+            check=False,
+        )
+    except FileNotFoundError:
+        raise exc.TmuxNotFound from None
+    except subprocess.TimeoutExpired:
+        raise exc.TmuxTimeout(name, timeout) from None
+    except OSError as err:
+        raise exc.TmuxQueryFailed(name, err.strerror or str(err)) from None
+    text = proc.stdout.decode("utf-8", "replace")
+    lines = text.split("\n")
+    while lines and lines[-1] == "":
+        lines.pop()
+    errors = [line for line in proc.stderr.decode("utf-8", "replace").split("\n") if line]
+    return TmuxResult(argv, proc.returncode, proc.stdout, text, lines, errors)
+
+
 @functools.cache
 def _bounded_server_class() -> type[libtmux.Server]:
     """Build (once, on first use) libtmux's Server with every tmux process bounded."""
-    import subprocess
-
     import libtmux
     from libtmux.common import tmux_cmd
 
     class BoundedCmd(tmux_cmd):
-        """libtmux's result type, produced by a process with a timeout."""
+        """libtmux's result type, produced by :func:`run_tmux`."""
 
         def __init__(
             self,
@@ -266,34 +318,13 @@ def _bounded_server_class() -> type[libtmux.Server]:
             stdin: bytes | None = None,
             name: str = "",
         ) -> None:
-            self.cmd = [tmux_bin, *args]
-            try:
-                proc = subprocess.run(
-                    self.cmd,
-                    input=stdin,
-                    stdin=subprocess.DEVNULL if stdin is None else None,
-                    capture_output=True,
-                    timeout=timeout,
-                    env=client_environ(os.environ),
-                    check=False,
-                )
-            except FileNotFoundError:
-                raise exc.TmuxNotFound from None
-            except subprocess.TimeoutExpired:
-                raise exc.TmuxTimeout(name, timeout) from None
-            except OSError as err:
-                raise exc.TmuxQueryFailed(name, err.strerror or str(err)) from None
-            self.returncode = proc.returncode
-            #: The output as tmux wrote it (option values are bytes, not always UTF-8).
-            self.raw = proc.stdout
-            self.text = proc.stdout.decode("utf-8", "replace")
-            lines = self.text.split("\n")
-            while lines and lines[-1] == "":
-                lines.pop()
-            self.stdout = lines
-            self.stderr = [
-                line for line in proc.stderr.decode("utf-8", "replace").split("\n") if line
-            ]
+            result = run_tmux(args, tmux_bin=tmux_bin, timeout=timeout, stdin=stdin, name=name)
+            self.cmd = result.cmd
+            self.returncode = result.returncode
+            self.raw = result.raw
+            self.text = result.text
+            self.stdout = result.stdout
+            self.stderr = result.stderr
 
     class BoundedServer(libtmux.Server):
         """A libtmux Server whose every tmux call has a time limit."""
@@ -352,6 +383,7 @@ class TmuxBackend:
         self._tmux_bin = tmux_bin
         self.timeout = timeout
         self._batches = 0
+        self._direct = 0
         self._server: Any = None
 
     # --- plumbing ------------------------------------------------------------------
@@ -360,7 +392,7 @@ class TmuxBackend:
     def calls(self) -> int:
         """tmux processes started so far (benchmarks and tests count them)."""
         server_calls: int = self._server.calls if self._server is not None else 0
-        return server_calls + self._batches
+        return server_calls + self._batches + self._direct
 
     @property
     def tmux_bin(self) -> str:
@@ -376,14 +408,17 @@ class TmuxBackend:
     def server(self) -> libtmux.Server:
         """The libtmux Server for this socket (libtmux is imported here, once)."""
         if self._server is None:
-            if len(os.fsencode(self.socket_path)) > 107:
-                raise exc.TmuxQueryFailed(
-                    "connect", f"socket path is longer than 107 bytes: {self.socket_path[:60]}..."
-                )
+            self._check_socket_length()
             server = _bounded_server_class()(socket_path=self.socket_path, tmux_bin=self.tmux_bin)
             server.timeout = self.timeout  # type: ignore[attr-defined]
             self._server = server
         return self._server  # type: ignore[no-any-return]
+
+    def _check_socket_length(self) -> None:
+        if len(os.fsencode(self.socket_path)) > 107:
+            raise exc.TmuxQueryFailed(
+                "connect", f"socket path is longer than 107 bytes: {self.socket_path[:60]}..."
+            )
 
     def cmd(self, *args: str, stdin: bytes | None = None) -> Any:
         """Run one tmux command on our socket, bounded; return libtmux's result."""
@@ -580,7 +615,14 @@ class TmuxBackend:
             ";", "set-hook", "-t", window, "pane-died", hook,
             ";", "pipe-pane", "-O", "-t", window, log_pipe_program(owner_id, root),
         ]  # fmt: skip
-        result = self.cmd(*chain)
+        self._check_socket_length()
+        self._direct += 1
+        result = run_tmux(
+            ["-S", self.socket_path, *chain],
+            tmux_bin=self.tmux_bin,
+            timeout=self.timeout,
+            name="new-session",
+        )
         fields = result.stdout[0].split(_SEP) if result.stdout else []
         spawned = len(fields) == 4 and fields[2].isdigit()
         if result.returncode != 0 or not spawned:
