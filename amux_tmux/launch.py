@@ -1,37 +1,60 @@
-"""The pane's program, and the hand-off that feeds it: ``python -m amux_tmux.launch FIFO``.
+"""The pane's program, and the hand-off that feeds it.
 
-tmux runs this fixed command as every pane's process, so tmux never parses or stores a
-string the user typed. The agent's argv, working directory and whole environment travel
-as one JSON *launch spec* through a 0600 FIFO that ``start`` writes once; the launcher
-reads it, removes the FIFO, changes directory and ``exec``s the agent (so the pane's
-pid is the agent's pid). Whether the ``exec`` worked comes back through a second FIFO
-that the launcher holds open with close-on-exec: end-of-file with no data means the
-agent runs; a JSON line means it could not be started, and why.
+tmux runs this fixed command as every pane's process (:func:`pane_command`), so tmux
+never parses or stores a string the user typed. The agent's argv, working directory and
+whole environment travel as one *launch spec* through a 0600 FIFO that ``start`` writes
+once; the launcher reads it, removes the FIFO, changes directory and ``exec``s the agent
+(so the pane's pid is the agent's pid). Whether the ``exec`` worked comes back through a
+second FIFO that the launcher holds open with close-on-exec: end-of-file with no data
+means the agent runs; a line ``CODE MESSAGE`` means it could not be started, and why.
 
-This module imports only the standard library: the launcher runs before every agent.
+The launcher runs before every agent, on ``start``'s critical path, so it starts
+without ``site`` and imports only C modules of the standard library: no json (the spec
+is NUL-separated words, as ``execve`` takes them), no signal (waits are bounded with
+``poll``), no typing or pathlib.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import os
 import select
-import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+
+#: mypy reads this name as typing's; the launcher does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 FIFO_WAIT_SECONDS = 15
 MAX_SPEC_BYTES = 16 * 1024 * 1024
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXEC = 126
 EXIT_BAD_SPEC = 125
-SPEC_VERSION = 1
+#: The spec's first word: its format and version.
+SPEC_MAGIC = "amux-launch-2"
 #: What tmux sets in a pane's environment, which the agent must see as tmux set it.
 PANE_VARIABLES = ("TMUX", "TMUX_PANE", "TERM", "TERM_PROGRAM", "TERM_PROGRAM_VERSION")
+
+
+#: The launcher's bootstrap: ``site`` (most of an interpreter's start) is skipped, so the
+#: package is found through the directory given as the first argument.
+_BOOT = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from amux_tmux.launch import main; sys.exit(main(sys.argv[2:]))"
+)
+
+
+def pane_command(spec_path: str) -> list[str]:
+    """Return the fixed command tmux runs as a pane's process: this module's :func:`main`.
+
+    >>> pane_command("/r/.amux/run/x.spec.fifo")[1:4]
+    ['-I', '-S', '-c']
+    """
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [sys.executable, "-I", "-S", "-c", _BOOT, here, spec_path]
 
 
 class LaunchFailed(Exception):
@@ -45,47 +68,102 @@ class LaunchFailed(Exception):
 # --- the pane side ---------------------------------------------------------------------
 
 
-def _give_up(signum: int, frame: object) -> None:
-    raise TimeoutError("nobody opened the other end of the launch FIFO")
+class Spec:
+    """What the launcher needs to start an agent (plain data)."""
+
+    __slots__ = ("argv", "cwd", "env", "exe", "status")
+
+    def __init__(
+        self, argv: list[str], exe: str, cwd: str, env: dict[str, str], status: str | None
+    ) -> None:
+        self.argv, self.exe, self.cwd, self.env, self.status = argv, exe, cwd, env, status
 
 
-def _open_bounded(path: str, flags: int) -> int:
-    # A writer (or reader) that died before opening its end would block us forever.
-    signal.signal(signal.SIGALRM, _give_up)
-    signal.alarm(FIFO_WAIT_SECONDS)
+def encode_spec(
+    argv: Sequence[str], exe: str, cwd: str, env: Mapping[str, str], status: str | None
+) -> bytes:
+    """Return the spec as NUL-terminated words: magic, exe, cwd, status, argc, argv, env.
+
+    Raises ValueError for a NUL in any word or an ``=`` in a variable's name, which
+    ``execve`` could not pass on either.
+
+    >>> encode_spec(["a", "b c"], "/bin/a", "/", {"K": "v=1"}, None).split(b"\\0")
+    [b'amux-launch-2', b'/bin/a', b'/', b'', b'2', b'a', b'b c', b'K=v=1', b'']
+    """
+    for key in env:
+        if not key or "=" in key:
+            raise ValueError(f"bad environment variable name {key[:40]!r}")
+    words = [SPEC_MAGIC, exe, cwd, status or "", str(len(argv)), *argv]
+    words += [f"{key}={value}" for key, value in env.items()]
+    if any("\0" in word for word in words):
+        raise ValueError("a NUL byte cannot be passed to a program")
+    return b"".join(word.encode("utf-8", "surrogateescape") + b"\0" for word in words)
+
+
+def decode_spec(data: bytes) -> Spec:
+    """Return the spec :func:`encode_spec` wrote; ValueError if it is anything else.
+
+    >>> spec = decode_spec(encode_spec(["a"], "/bin/a", "/", {"K": "v"}, "/s"))
+    >>> spec.argv, spec.exe, spec.cwd, spec.env, spec.status
+    (['a'], '/bin/a', '/', {'K': 'v'}, '/s')
+    """
+    if not data.endswith(b"\0"):
+        raise ValueError("launch spec is cut short")
+    words = [word.decode("utf-8", "surrogateescape") for word in data[:-1].split(b"\0")]
+    if len(words) < 6 or words[0] != SPEC_MAGIC:
+        raise ValueError(f"launch spec is not {SPEC_MAGIC}")
+    exe, cwd, status, count = words[1:5]
+    if not count.isdigit() or not 0 < int(count) <= len(words) - 5:
+        raise ValueError("launch spec argv is not a list of strings")
+    argc = int(count)
+    if not exe or not cwd:
+        raise ValueError("launch spec has no program or no directory")
+    env = {}
+    for item in words[5 + argc :]:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError("launch spec env is not a map of strings")
+        env[key] = value
+    return Spec(words[5 : 5 + argc], exe, cwd, env, status or None)
+
+
+def read_spec(path: str) -> Spec:
+    """Read and check the launch spec from the FIFO at ``path``, then remove the FIFO.
+
+    Opened without blocking and waited for with ``poll`` (Linux reports no hang-up to a
+    FIFO's reader before a writer has come): a writer that died before opening its end,
+    or one that never finishes, costs at most :data:`FIFO_WAIT_SECONDS`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        return os.open(path, flags | os.O_CLOEXEC)
-    finally:
-        signal.alarm(0)
-
-
-def read_spec(path: str) -> dict[str, object]:
-    """Read and check the launch spec from the FIFO at ``path``, then remove the FIFO."""
-    fd = _open_bounded(path, os.O_RDONLY)
-    with contextlib.suppress(OSError):
-        os.unlink(path)  # start removes it too
-    chunks: list[bytes] = []
-    size = 0
-    with os.fdopen(fd, "rb") as pipe:
-        while chunk := pipe.read(65536):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + FIFO_WAIT_SECONDS
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("nobody wrote the launch spec in time")
+            if not poller.poll(max(1, int(left * 1000))):
+                continue
+            if not chunks:
+                try:  # noqa: SIM105 - contextlib is not imported here
+                    os.unlink(path)  # the writer is in: no one else may open it
+                except OSError:
+                    pass
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return decode_spec(b"".join(chunks))
             size += len(chunk)
             if size > MAX_SPEC_BYTES:
                 raise ValueError("launch spec is too large")
             chunks.append(chunk)
-    spec = json.loads(b"".join(chunks))
-    if not isinstance(spec, dict) or spec.get("v") != SPEC_VERSION:
-        raise ValueError("launch spec is not version 1")
-    argv, env = spec.get("argv"), spec.get("env")
-    if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
-        raise ValueError("launch spec argv is not a list of strings")
-    if not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
-        raise ValueError("launch spec env is not a map of strings")
-    for key in ("exe", "cwd"):
-        if not isinstance(spec.get(key), str):
-            raise ValueError(f"launch spec {key} is not a string")
-    if spec.get("status") is not None and not isinstance(spec["status"], str):
-        raise ValueError("launch spec status is not a string")
-    return spec
+    finally:
+        os.close(fd)
 
 
 def agent_environment(spec_env: Mapping[str, str], pane_env: Mapping[str, str]) -> dict[str, str]:
@@ -107,8 +185,11 @@ def agent_environment(spec_env: Mapping[str, str], pane_env: Mapping[str, str]) 
 def _report(status_fd: int | None, message: str, code: int) -> int:
     print(f"amux launch: {message}", file=sys.stderr, flush=True)
     if status_fd is not None:
-        with contextlib.suppress(OSError):
-            os.write(status_fd, json.dumps({"error": message, "exit": code}).encode() + b"\n")
+        line = f"{code} {message}".replace("\n", " ") + "\n"
+        try:  # noqa: SIM105 - contextlib is not imported here
+            os.write(status_fd, line.encode("utf-8", "replace"))
+        except OSError:
+            pass
     return code
 
 
@@ -123,24 +204,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # any failure: do not start the agent
         return _report(None, f"could not read the launch spec: {err}", EXIT_BAD_SPEC)
     status_fd = None
-    status = spec.get("status")
-    if isinstance(status, str):
+    if spec.status is not None:
         try:
-            status_fd = _open_bounded(status, os.O_WRONLY)
-        except Exception as err:
+            # start holds the read end; if it is gone (start was killed), ENXIO.
+            status_fd = os.open(spec.status, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as err:
             return _report(None, f"could not open the status FIFO: {err}", EXIT_BAD_SPEC)
-    argv_: list[str] = spec["argv"]  # type: ignore[assignment]
-    env = agent_environment(spec["env"], os.environ)  # type: ignore[arg-type]
+    env = agent_environment(spec.env, os.environ)
     try:
-        os.chdir(spec["cwd"])  # type: ignore[arg-type]
+        os.chdir(spec.cwd)
     except OSError as err:
-        return _report(status_fd, f"cannot enter {spec['cwd']}: {err.strerror}", EXIT_CANNOT_EXEC)
+        return _report(status_fd, f"cannot enter {spec.cwd}: {err.strerror}", EXIT_CANNOT_EXEC)
     try:
-        os.execve(spec["exe"], argv_, env)  # type: ignore[arg-type]
+        os.execve(spec.exe, spec.argv, env)
     except FileNotFoundError:
-        return _report(status_fd, f"command not found: {argv_[0]}", EXIT_NOT_FOUND)
+        return _report(status_fd, f"command not found: {spec.argv[0]}", EXIT_NOT_FOUND)
     except OSError as err:
-        return _report(status_fd, f"cannot run {argv_[0]}: {err.strerror}", EXIT_CANNOT_EXEC)
+        return _report(status_fd, f"cannot run {spec.argv[0]}: {err.strerror}", EXIT_CANNOT_EXEC)
     return 0  # pragma: no cover - execve does not return
 
 
@@ -176,16 +256,22 @@ class Handoff:
         """Return the FIFOs in ``directory`` by stem: those of starts that ended are
         left behind only by a writer that was killed (``kill -9``)."""
         found: dict[str, list[Path]] = {}
-        with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+        try:
+            entries = os.scandir(directory)
+        except FileNotFoundError:
+            return found
+        with entries:
             for entry in entries:
                 for suffix in (".spec.fifo", ".status.fifo"):
                     if entry.name.endswith(suffix):
                         stem = entry.name[: -len(suffix)]
-                        found.setdefault(stem, []).append(Path(entry.path))
+                        found.setdefault(stem, []).append(directory / entry.name)
         return found
 
     def close(self) -> None:
         """Remove both FIFOs (idempotent)."""
+        import contextlib
+
         fd = getattr(self, "_status_fd", -1)
         if fd >= 0:
             os.close(fd)
@@ -215,16 +301,10 @@ class Handoff:
         LaunchFailed
             The launcher did not come, or could not start the agent (with its exit code).
         """
-        payload = json.dumps(
-            {
-                "v": SPEC_VERSION,
-                "argv": list(argv),
-                "exe": exe,
-                "cwd": cwd,
-                "env": dict(env),
-                "status": str(self.status_path),
-            }
-        ).encode()
+        try:
+            payload = encode_spec(argv, exe, cwd, env, str(self.status_path))
+        except ValueError as err:
+            raise LaunchFailed(str(err), EXIT_BAD_SPEC) from None
         deadline = time.monotonic() + timeout
         fd = self._open_writer(deadline)
         try:
@@ -250,7 +330,7 @@ class Handoff:
             if time.monotonic() > deadline:
                 raise LaunchFailed("the launcher did not start in time", 1)
             time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+            delay = min(delay * 2, 0.002)  # a fresh interpreter: ~10 ms, checked often
 
     def _await_exec(self, deadline: float) -> None:
         data = b""
@@ -268,11 +348,10 @@ class Handoff:
             data += chunk
         if not data:
             return
-        try:
-            report = json.loads(data.splitlines()[0])
-            raise LaunchFailed(str(report["error"]), int(report["exit"]))
-        except (ValueError, KeyError, TypeError):
-            raise LaunchFailed("the launcher failed", 1) from None
+        code, _, message = data.decode("utf-8", "replace").partition("\n")[0].partition(" ")
+        if not code.isdigit() or not message:
+            raise LaunchFailed("the launcher failed", 1)
+        raise LaunchFailed(message, int(code))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -428,10 +427,13 @@ class Manager:
                     self.store.runtime_dir(), f"{sid}-{os.urandom(4).hex()}"
                 ) as handoff,
             ):
-                pane_cmd = [sys.executable, "-I", "-m", "amux_tmux.launch", str(handoff.spec_path)]
+                pane_cmd = launch.pane_command(str(handoff.spec_path))
+                # psutil loads while tmux works; the launcher is alive (waiting for its
+                # spec) when its start time is read, so the time is the agent's.
+                loaded = _in_background(procs.load)
                 spawned = self._new_session(backend, sid, store_id, pane_cmd, prepared.redact)
-                # Learn the agent's start time while we wait for its launcher to start.
-                started = _in_background(lambda: procs.facts(spawned.pane_pid))
+                loaded()
+                started = procs.facts(spawned.pane_pid)
                 try:
                     handoff.send(prepared.argv, prepared.exe, prepared.cwd, env, HANDOFF_TIMEOUT)
                 except launch.LaunchFailed as err:
@@ -453,7 +455,7 @@ class Manager:
                 tmux_session_id=spawned.session_id,
                 pane_id=spawned.pane_id,
                 pid=spawned.pane_pid,
-                pid_create_time=started().create_time,
+                pid_create_time=started.create_time,
                 started_at=utcnow(),
             ),
         )

@@ -11,6 +11,11 @@ from amux_tmux.model import ProcessFacts
 _ACCEPTING = 0x10000
 
 
+def load() -> None:
+    """Import psutil now (a caller with a wait ahead can pay for it meanwhile)."""
+    import psutil  # noqa: F401
+
+
 def facts(pid: int) -> ProcessFacts:
     """Return whether ``pid`` exists, when it started, and whether it is a zombie."""
     import psutil

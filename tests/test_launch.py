@@ -55,8 +55,8 @@ def _launcher(
     *,
     wait_seconds: int | None = None,
 ) -> subprocess.Popen[str]:
-    """Run the launcher as tmux does (``python -I -m amux_tmux.launch FIFO``)."""
-    argv = [sys.executable, "-I", "-m", "amux_tmux.launch", str(spec_path)]
+    """Run the launcher as tmux does (:func:`launch.pane_command`: no ``site``)."""
+    argv = launch.pane_command(str(spec_path))
     if wait_seconds is not None:
         code = (
             "import sys; from amux_tmux import launch; "
@@ -259,18 +259,38 @@ def test_the_launcher_gives_up_without_a_writer(
     assert "could not read the launch spec" in err
 
 
+def test_the_launcher_gives_up_on_a_writer_that_never_finishes(
+    tmp_path: pathlib.Path, launchers: list[subprocess.Popen[str]]
+) -> None:
+    """A writer that opened the FIFO, wrote half a spec and hangs: 125 at the bound;
+    the half spec is not run."""
+    marker = tmp_path / "ran"
+    fifo = tmp_path / "spec.fifo"
+    os.mkfifo(fifo, 0o600)
+    proc = _launcher(launchers, fifo, wait_seconds=1)
+    fd = wait_until(lambda: _open_writer(fifo), timeout=15, what="the launcher")
+    try:
+        os.write(fd, _spec().replace(b"{marker}", str(marker).encode())[:-1])
+        _, err = proc.communicate(timeout=15)
+    finally:
+        os.close(fd)
+    assert proc.returncode == 125
+    assert "in time" in err
+    assert not marker.exists()
+
+
+def _open_writer(path: pathlib.Path) -> int | None:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as err:
+        if err.errno != errno.ENXIO:
+            raise
+        return None
+
+
 def _write_raw(path: pathlib.Path, payload: bytes) -> None:
     """Write to the FIFO once a reader has opened it."""
-
-    def try_open() -> int | None:
-        try:
-            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as err:
-            if err.errno != errno.ENXIO:
-                raise
-            return None
-
-    fd = wait_until(try_open, timeout=15, what="the launcher to open the FIFO")
+    fd = wait_until(lambda: _open_writer(path), timeout=15, what="the launcher to open the FIFO")
     try:
         os.set_blocking(fd, True)
         os.write(fd, payload)
@@ -285,7 +305,6 @@ class BadSpec(NamedTuple):
 
 def _spec(**changes: object) -> bytes:
     spec: dict[str, object] = {
-        "v": 1,
         "argv": ["touch", "{marker}"],
         "exe": "/usr/bin/touch",
         "cwd": "/",
@@ -293,20 +312,57 @@ def _spec(**changes: object) -> bytes:
         "status": None,
     }
     spec.update(changes)
-    return json.dumps(spec).encode()
+    return launch.encode_spec(**spec)  # type: ignore[arg-type]
 
 
+GOOD = _spec()
 BAD_SPECS = [
-    BadSpec("not-json", b"{not json"),
+    BadSpec("not-a-spec", b"{not a spec}"),
     BadSpec("empty", b""),
-    BadSpec("a-list", b'["touch", "x"]'),
-    BadSpec("wrong-version", _spec(v=2)),
-    BadSpec("argv-empty", _spec(argv=[])),
-    BadSpec("argv-not-strings", _spec(argv=["touch", 1])),
-    BadSpec("env-not-strings", _spec(env={"A": None})),
-    BadSpec("cwd-missing", _spec(cwd=None)),
-    BadSpec("status-not-a-string", _spec(status=5)),
+    BadSpec("cut-short", GOOD[:-1]),
+    BadSpec("cut-inside-argv", GOOD[: GOOD.index(b"\x00touch\x00") + 7]),
+    BadSpec("older-version", GOOD.replace(b"amux-launch-2", b"amux-launch-1")),
+    BadSpec(
+        "json-of-version-1", b'{"v": 1, "argv": ["touch", "{marker}"], "exe": "/usr/bin/touch"}'
+    ),
+    BadSpec("argv-empty", GOOD.replace(b"\x002\x00", b"\x000\x00")),
+    BadSpec("argv-count-past-the-end", GOOD.replace(b"\x002\x00", b"\x009\x00")),
+    BadSpec("argv-count-not-a-number", GOOD.replace(b"\x002\x00", b"\x00-2\x00")),
+    BadSpec("env-without-equals", GOOD + b"NOEQUALS\0"),
+    BadSpec("env-empty-name", GOOD + b"=value\0"),
+    BadSpec("exe-empty", GOOD.replace(b"/usr/bin/touch", b"")),
+    BadSpec("cwd-empty", GOOD.replace(b"\x00/\x00", b"\x00\x00", 1)),
 ]
+
+
+def test_a_spec_carries_any_word_execve_can() -> None:
+    """Every byte but NUL, undecodable bytes included, comes back as it went."""
+    odd = "\udcff;\n#{x} $(y) é=€"
+    env = {"K": odd, "EMPTY": "", "EQ": "a=b=c"}
+    spec = launch.decode_spec(launch.encode_spec(["a", odd, ""], "/bin/a", "/d " + odd, env, None))
+    assert (spec.argv, spec.exe, spec.cwd, spec.env, spec.status) == (
+        ["a", odd, ""], "/bin/a", "/d " + odd, env, None,
+    )  # fmt: skip
+
+
+class Unsendable(NamedTuple):
+    test_id: str
+    argv: list[str]
+    env: dict[str, str]
+
+
+UNSENDABLE = [
+    Unsendable("nul-in-argv", ["a", "b\0c"], {}),
+    Unsendable("nul-in-value", ["a"], {"K": "v\0"}),
+    Unsendable("equals-in-name", ["a"], {"K=J": "v"}),
+    Unsendable("empty-name", ["a"], {"": "v"}),
+]
+
+
+@pytest.mark.parametrize("case", UNSENDABLE, ids=lambda c: c.test_id)
+def test_what_execve_could_not_take_is_refused(case: Unsendable) -> None:
+    with pytest.raises(ValueError):
+        launch.encode_spec(case.argv, "/bin/a", "/", case.env, None)
 
 
 @pytest.mark.parametrize("case", BAD_SPECS, ids=lambda c: c.test_id)

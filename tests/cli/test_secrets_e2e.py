@@ -35,7 +35,7 @@ def _assert_nowhere_but_the_agent(cli: Cli, sid: str, pid: int, canaries: list[s
     # The oracles see what they should: the launcher as the pane's command; the agent's
     # environment (public values and the session's id) in the agent alone, through the
     # launch spec, not in tmux's session environment.
-    assert "-m amux_tmux.launch " in start_command.stdout  # the fixed launcher, no argv
+    assert "from amux_tmux.launch import main" in start_command.stdout  # the fixed launcher
     with open(f"/proc/{pid}/environ", "rb") as f:
         agent_env = f.read().split(b"\0")
     assert f"AMUX_SESSION_ID={sid}".encode() in agent_env
