@@ -446,7 +446,7 @@ class Manager:
                 self._kill_quietly(backend, spawned.session_id)
                 self._fail_start(sid, "start was interrupted", None)
             raise
-        return self.store.update(
+        running = self.store.update(
             sid,
             lambda s: s.transition(
                 Status.RUNNING,
@@ -459,6 +459,27 @@ class Manager:
                 started_at=utcnow(),
             ),
         )
+        if not rec.is_alive(running, procs.facts(spawned.pane_pid)):
+            self._failed_at_once(running, prepared.redact)
+        return running
+
+    def _failed_at_once(self, running: Session, redact: Redactor) -> None:
+        """The agent is already gone as ``start`` returns: record how it ended, and if it
+        failed, say so (exit 1) with its status and the last line it printed."""
+        with contextlib.suppress(exc.AmuxError):
+            self._settle_gone_agents([running])
+        ended = self.store.get(running.id)
+        if ended.status is not Status.FAILED:
+            return  # still settling, or it did its job and exited 0
+        last = ""
+        with contextlib.suppress(exc.AmuxError, OSError):
+            text = logfile.read(self.store.log_path(running.id), 20, False) or ""
+            if not text.strip() and running.pane_id:
+                text = self.backend_for(running).capture(running.pane_id, 20)
+            last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
+        why = ended.error or f"agent exited with status {ended.exit_code}"
+        said = f' (last line: "{last[:200]}")' if last else ""
+        raise exc.SessionStartFailed(running.id, redact(f"{why}, at once{said}"))
 
     def _new_session(
         self,

@@ -733,7 +733,9 @@ def test_an_exit_is_recorded_when_the_running_write_is_slow(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The agent dies at once while start is still writing ``running`` (a slow disk):
-    the pane-died hook must still record the exit, so ``ls`` without tmux tells the truth."""
+    start fails, saying so, and the exit is recorded (by the pane-died hook, or by start
+    itself when the hook gave up waiting for the lock), so ``ls`` without tmux tells the
+    truth."""
     real_write = atomic.write_durable
 
     def slow_disk(path: pathlib.Path, data: bytes, *args: Any, **kwargs: Any) -> os.stat_result:
@@ -743,9 +745,13 @@ def test_an_exit_is_recorded_when_the_running_write_is_slow(
 
     monkeypatch.setattr(atomic, "write_durable", slow_disk)
     manager = Manager(FileStore(cli.root), socket=cli.socket)
-    spec = StartSpec(command=agent_command("--exit", "3"), caller_environment=dict(os.environ))
-    sid = manager.start(spec).id
+    spec = StartSpec(
+        command=agent_command("--exit", "3", "--linger", "0"), caller_environment=dict(os.environ)
+    )
+    with pytest.raises(exc.SessionStartFailed, match="status 3, at once") as err:
+        manager.start(spec)
     monkeypatch.undo()
+    sid = err.value.session_id
     wait_until(
         lambda: [(r["id"], r["status"]) for r in cli.json("ls", "--all")] == [(sid, "failed")],
         timeout=TIMEOUT,

@@ -269,6 +269,52 @@ def test_start_failure_marks_record_failed(
     assert "duplicate session" in record.error
 
 
+class AtOnce(NamedTuple):
+    test_id: str
+    script: str
+    fails: bool
+    status: Status
+
+
+AT_ONCE = [
+    AtOnce("fails", "echo 'cannot read config: x.toml'; exit 3", True, Status.FAILED),
+    AtOnce("killed", "echo bye; kill -9 $$", True, Status.FAILED),
+    AtOnce("exits-0", "echo done", False, Status.COMPLETED),
+]
+
+
+@pytest.mark.parametrize("case", AT_ONCE, ids=lambda c: c.test_id)
+def test_an_agent_that_ends_before_start_returns(
+    manager: Manager, store: FileStore, monkeypatch: pytest.MonkeyPatch, case: AtOnce
+) -> None:
+    """An agent already gone when start checks on it: a failure is start's failure (its
+    status and last line said), the record ended either way; exit 0 is no failure."""
+    from amux_tmux import procs
+
+    real = procs.facts
+    checks: list[int] = []
+
+    def facts_once_ended(pid: int) -> object:
+        checks.append(pid)
+        if len(checks) > 1:  # the check after the hand-over: let the agent finish first
+            wait_until(lambda: real(pid).create_time is None or real(pid).zombie)
+        return real(pid)
+
+    monkeypatch.setattr(procs, "facts", facts_once_ended)
+    spec = StartSpec(command=["sh", "-c", case.script])
+    if case.fails:
+        with pytest.raises(exc.SessionStartFailed) as err:
+            manager.start(spec)
+        message = str(err.value)
+        assert ("status 3" if case.test_id == "fails" else "signal 9") in message
+        assert ("cannot read config: x.toml" if case.test_id == "fails" else "bye") in message
+        assert "\n" not in message
+    else:
+        manager.start(spec)
+    [record] = store.list(Query(include_ended=True)).sessions
+    assert record.status is case.status
+
+
 def test_exec_failure_fails_the_start(
     manager: Manager, store: FileStore, tmp_path: pathlib.Path, tmux_cli: TmuxCli
 ) -> None:

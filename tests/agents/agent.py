@@ -2,7 +2,7 @@
 
 Usage: agent.py [--argv] [--cwd] [--env NAME]... [--show-env NAME]... [--print TEXT]...
                 [--redraw N] [--busy SECONDS] [--prompt TEXT] [--bracketed]
-                [--exit CODE] [--sleep SECONDS]
+                [--exit CODE [--linger SECONDS]] [--sleep SECONDS]
 
 Reports go to stdout (the pane, and so the log), one line each, in the order above:
 ``argv <json>``, ``cwd <json>``, ``env NAME present=... len=...`` (a fingerprint, so a
@@ -10,7 +10,9 @@ secret never reaches the pane), ``show NAME <json value>``. Then ``--redraw`` re
 one line in place N times, ``--busy`` prints a dot every 0.2 s for that long, and
 ``--prompt`` shows TEXT and answers each line typed with ``got <json>``. With
 ``--bracketed`` the terminal is put in raw mode with bracketed paste on, and each
-paste is reported as ``paste <json>``, each Enter as ``enter``.
+paste is reported as ``paste <json>``, each Enter as ``enter``. ``--exit`` waits
+``--linger`` seconds first (default 0.3): a non-zero exit before ``start`` has returned
+is ``start``'s failure, and tests of a running start must not race it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ parser.add_argument("--busy", type=float, default=0.0)
 parser.add_argument("--prompt")
 parser.add_argument("--bracketed", action="store_true")
 parser.add_argument("--exit", type=int, default=None)
+parser.add_argument("--linger", type=float, default=0.3)
 parser.add_argument("--sleep", type=float, default=600.0)
 args, extra = parser.parse_known_args()
 
@@ -116,5 +119,6 @@ elif args.prompt is not None:
             break
         say(f"got {json.dumps(got.rstrip(chr(10)))}")
 if args.exit is not None:
+    time.sleep(args.linger)
     sys.exit(args.exit)
 time.sleep(args.sleep)
