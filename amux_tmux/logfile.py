@@ -11,8 +11,8 @@ Run as a file (``python -I -S logfile.py --write PATH MAX_BYTES``) it is that lo
 
 from __future__ import annotations
 
+import codecs
 import os
-import re
 import stat
 import sys
 import time
@@ -26,16 +26,6 @@ MAX_LOG_BYTES = 8 * 1024 * 1024
 DRAIN_SECONDS = 0.5
 _CHUNK = 65536
 
-# ESC [ ... final, ESC ] ... BEL/ST, ESC P/X/^/_ ... ST, two-byte ESC sequences, and C1 CSI.
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
-)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
 
 def log_path(root: Path, session_id: str) -> Path:
     """Return where the output of session ``session_id`` of the store at ``root`` goes."""
@@ -43,22 +33,17 @@ def log_path(root: Path, session_id: str) -> Path:
 
 
 def plain(text: str) -> str:
-    """Return terminal output as the lines a person would read.
+    """Return terminal output as the text a person saw (see :mod:`amux_tmux.screen`).
 
-    Escape sequences go; a carriage return starts the line over (progress bars keep
-    their last state); other control characters go.
-
-    >>> plain("\\x1b[1mbold\\x1b[0m\\n50%\\r100%\\r\\n")
+    >>> plain("\\x1b[1mbold\\x1b[0m\\r\\n50%\\r100%\\r\\n")
     'bold\\n100%\\n'
     """
-    text = _ESCAPES.sub("", text)
-    out = []
-    for line in text.split("\n"):
-        line = line.removesuffix("\r")
-        if "\r" in line:
-            line = next((part for part in reversed(line.split("\r")) if part), "")
-        out.append(_CONTROLS.sub("", line))
-    return "\n".join(out)
+    from amux_tmux.screen import Screen  # not for the writer, which runs beside every agent
+
+    screen = Screen()
+    screen.feed(text)
+    rows = screen.rows()
+    return "\n".join(rows) + ("\n" if rows and screen.ends_a_line() else "")
 
 
 def read(path: Path, lines: int | None = None, raw: bool = False) -> str | None:
@@ -79,16 +64,16 @@ def _rotated(path: Path) -> Path:
 
 
 def _last_rows(data: bytes, lines: int | None, raw: bool) -> list[str]:
-    """Return the rows of ``data`` (its last ``lines``), plain unless ``raw``."""
+    """Return the rows of ``data`` (its last ``lines``), as shown unless ``raw``."""
     text = data.decode("utf-8", "replace")
-    if not raw:
-        text = plain(text)
-    rows = text.split("\n")
-    if rows and rows[-1] == "":
-        rows.pop()
-    if not raw:
-        while rows and not rows[-1].strip():
+    if raw:
+        rows = text.split("\n")
+        if rows and rows[-1] == "":
             rows.pop()
+    else:
+        from amux_tmux.screen import render
+
+        rows = render(text)
     if lines is not None:
         rows = rows[-lines:] if lines > 0 else []
     return rows
@@ -133,18 +118,22 @@ def follow(
     ended: Callable[[], bool],
     interval: float = 0.2,
 ) -> None:
-    """Emit the log's last ``lines`` lines, then what is added, until ``ended()``.
+    """Emit the log's last ``lines`` rows, then what is added, until ``ended()``.
 
-    Lines are emitted whole, once they end (the last one also when the session ends).
-    A rotation is followed: what the old file got before it was renamed is read to its
-    end through the still-open descriptor, then the new file from its start. ``ended``
-    is asked about once a second at most, when nothing new came.
+    Rows are emitted once they are final (see :meth:`Screen.final_rows`; with ``raw``,
+    once their line ends), the rest when the session ends. A rotation is followed: what
+    the old file got before it was renamed is read to its end through the still-open
+    descriptor, then the new file from its start. ``ended`` is asked about once a second
+    at most, when nothing new came.
     """
+    rows = _RawRows() if raw else _ShownRows()
     fd = _try_open(path)
     try:
-        data = _try_read(_rotated(path)) + (_read_to_end(fd) if fd is not None else b"")
-        done, _, pending = data.rpartition(b"\n")
-        for row in _last_rows(done + b"\n" if done else b"", lines, raw):
+        rows.feed(_try_read(_rotated(path)) + (_read_to_end(fd) if fd is not None else b""))
+        shown = rows.final()
+        if lines is not None:
+            shown = shown[-lines:] if lines > 0 else []
+        for row in shown:
             emit(row)
         last_check = 0.0
         quiet_since: float | None = None  # set once ended(): the pipe may still flush
@@ -157,17 +146,17 @@ def follow(
                 fd = _try_open(path)
                 fresh += _read_to_end(fd) if fd is not None else b""
             if fresh:
-                *complete, pending = (pending + fresh).split(b"\n")
-                for line in complete:
-                    emit(_row(line, raw))
+                rows.feed(fresh)
+                for row in rows.final():
+                    emit(row)
                 if quiet_since is not None:
                     quiet_since = time.monotonic()
                 continue
             now = time.monotonic()
             if quiet_since is not None:
                 if now - quiet_since >= DRAIN_SECONDS:
-                    if pending:
-                        emit(_row(pending, raw))
+                    for row in rows.rest():
+                        emit(row)
                     return
             elif now - last_check >= 1.0:
                 last_check = now
@@ -179,9 +168,42 @@ def follow(
             os.close(fd)
 
 
-def _row(data: bytes, raw: bool) -> str:
-    text = data.decode("utf-8", "replace")
-    return text if raw else plain(text)
+class _ShownRows:
+    """Log bytes in, rows as a person saw them out."""
+
+    def __init__(self) -> None:
+        from amux_tmux.screen import Screen
+
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._screen = Screen()
+
+    def feed(self, data: bytes) -> None:
+        self._screen.feed(self._decoder.decode(data))
+
+    def final(self) -> list[str]:
+        return self._screen.final_rows()
+
+    def rest(self) -> list[str]:
+        self._screen.feed(self._decoder.decode(b"", final=True))
+        return self._screen.rest()
+
+
+class _RawRows:
+    """Log bytes in, whole lines out, escapes and all."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> None:
+        self._pending += data
+
+    def final(self) -> list[str]:
+        done, newline, self._pending = self._pending.rpartition(b"\n")
+        return done.decode("utf-8", "replace").split("\n") if newline else []
+
+    def rest(self) -> list[str]:
+        rest, self._pending = self._pending, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
 
 
 def _try_open(path: Path) -> int | None:

@@ -33,13 +33,13 @@ PLAIN = [
     Plain("osc-hyperlink-st", "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\\n", "link\n"),
     Plain("dcs", "\x1bPq#0;2;0;0;0\x1b\\after\n", "after\n"),
     Plain("two-byte-escapes", "\x1b=\x1b>\x1b(Bkeypad\n", "keypad\n"),
-    Plain("private-modes", "\x1b[?2004h\x1b[?25lprompt> \x1b[?25h\n", "prompt> \n"),
+    Plain("private-modes", "\x1b[?2004h\x1b[?25lprompt> \x1b[?25h\n", "prompt>\n"),
     Plain("c1-csi", "\x9b2Kcleared\n", "cleared\n"),
     Plain("progress-bar", "  0%\r 50%\r100%\ndone\n", "100%\ndone\n"),
     Plain("redraw-with-erase", "\r\x1b[2Kframe 1\r\x1b[2Kframe 2\r\n", "frame 2\n"),
     Plain("crlf", "one\r\ntwo\r\n", "one\ntwo\n"),
     Plain("trailing-carriage-returns", "kept\r\r\n", "kept\n"),
-    Plain("controls-dropped-tab-kept", "a\x07b\x08c\td\x00e\x7f\n", "abc\tde\n"),
+    Plain("controls-as-a-terminal-does", "a\x07b\x08c\td\x00e\x7f\n", "ac      de\n"),
     Plain("non-ascii", "é€ 漢字\n", "é€ 漢字\n"),
     Plain("no-final-newline", "partial", "partial"),
 ]
@@ -277,7 +277,8 @@ def test_follow_shows_the_end_then_what_is_added(
     _append(rotated, b" and half\n")
     follower.wait_for("half and half")
     follower.end()
-    assert follower.rows == ["line 4", "progress 100%", "new", "half and half"]
+    # the log's two blank lines show once something follows them
+    assert follower.rows == ["line 4", "progress 100%", "", "", "new", "half and half"]
 
 
 def test_follow_picks_up_a_rotation_without_losing_lines(
@@ -295,6 +296,8 @@ def test_follow_picks_up_a_rotation_without_losing_lines(
     follower.end()
     assert follower.rows == [
         "progress 100%",
+        "",
+        "",
         "last of the old file",
         "first of the new file",
         "second of the new file",
@@ -314,7 +317,7 @@ def test_follow_keeps_characters_split_across_writes(
     _append(rotated, snowman[1:] + b"y\n")
     follower.wait_for("x☃y")
     follower.end()
-    assert follower.rows == ["progress 100%", "marker", "x☃y"]
+    assert follower.rows == ["progress 100%", "", "", "marker", "x☃y"]
 
 
 def test_follow_ends_with_the_unfinished_line(
@@ -325,7 +328,7 @@ def test_follow_ends_with_the_unfinished_line(
     follower.wait_for("progress 100%")
     _append(rotated, b"no newline at the end")
     follower.end()
-    assert follower.rows == ["progress 100%", "no newline at the end"]
+    assert follower.rows == ["progress 100%", "", "", "no newline at the end"]
 
 
 def test_follow_from_a_partial_line(tmp_path: pathlib.Path) -> None:
