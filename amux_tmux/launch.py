@@ -113,7 +113,7 @@ def decode_spec(data: bytes) -> Spec:
     if len(words) < 6 or words[0] != SPEC_MAGIC:
         raise ValueError(f"launch spec is not {SPEC_MAGIC}")
     exe, cwd, status, count = words[1:5]
-    if not count.isdigit() or not 0 < int(count) <= len(words) - 5:
+    if not (count.isascii() and count.isdigit()) or not 0 < int(count) <= len(words) - 5:
         raise ValueError("launch spec argv is not a list of strings")
     argc = int(count)
     if not exe or not cwd:
@@ -144,6 +144,8 @@ def read_spec(path: str) -> Spec:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
+                if chunks:
+                    raise TimeoutError("the launch spec did not arrive whole in time")
                 raise TimeoutError("nobody wrote the launch spec in time")
             if not poller.poll(max(1, int(left * 1000))):
                 continue
@@ -211,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as err:
             return _report(None, f"could not open the status FIFO: {err}", EXIT_BAD_SPEC)
     env = agent_environment(spec.env, os.environ)
+    env["PWD"] = spec.cwd  # as a shell would set it: programs trust it over getcwd()
     try:
         os.chdir(spec.cwd)
     except OSError as err:
@@ -218,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         os.execve(spec.exe, spec.argv, env)
     except FileNotFoundError:
+        if os.path.exists(spec.exe):  # the program is there: its #! interpreter is not
+            message = f"cannot run {spec.argv[0]}: its interpreter (#!) was not found"
+            return _report(status_fd, message, EXIT_NOT_FOUND)
         return _report(status_fd, f"command not found: {spec.argv[0]}", EXIT_NOT_FOUND)
     except OSError as err:
         return _report(status_fd, f"cannot run {spec.argv[0]}: {err.strerror}", EXIT_CANNOT_EXEC)
@@ -308,13 +314,29 @@ class Handoff:
         deadline = time.monotonic() + timeout
         fd = self._open_writer(deadline)
         try:
-            os.set_blocking(fd, True)
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view) :]
+            self._write_all(fd, payload, deadline)
         finally:
             os.close(fd)
         self._await_exec(deadline)
+
+    @staticmethod
+    def _write_all(fd: int, payload: bytes, deadline: float) -> None:
+        # Past the pipe's buffer, a launcher that stopped reading would block us forever.
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        view = memoryview(payload)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LaunchFailed("the launcher stopped reading its spec", 1)
+            if not poller.poll(max(1, int(left * 1000))):
+                continue
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                raise LaunchFailed("the launcher stopped reading its spec", 1) from None
 
     def _open_writer(self, deadline: float) -> int:
         delay = 0.0005

@@ -378,7 +378,11 @@ class Manager:
         agent_env.update(environment)
         exe = resolve_command(command[0], agent_env.get("PATH", os.defpath), where)
         _public, secret = split_environment(environment, forced=forced)
-        redactor = Redactor([*secret.values(), *argv_secret_values(command, secret.values())])
+        # What the agent inherits is its to print; our messages quote what it printed.
+        _, inherited = split_environment({k: v for k, v in caller.items() if k not in environment})
+        redactor = Redactor(
+            [*secret.values(), *inherited.values(), *argv_secret_values(command, secret.values())]
+        )
         # Fail before anything exists when there is no tmux at all. (Its version is
         # checked only if tmux refuses: a process per start saved.)
         self.backend.tmux_bin  # noqa: B018
@@ -441,27 +445,43 @@ class Manager:
                     self._kill_quietly(backend, spawned.session_id)
                     self._fail_start(sid, why, err.code)
                     raise exc.SessionStartFailed(sid, why) from None
+                made = spawned
+                # Still interruptible: a start stopped before 'running' is written
+                # leaves no agent behind.
+                running = self.store.update(
+                    sid,
+                    lambda s: s.transition(
+                        Status.RUNNING,
+                        tmux_socket=made.socket_path or s.tmux_socket,
+                        tmux_session=made.session_name,
+                        tmux_session_id=made.session_id,
+                        pane_id=made.pane_id,
+                        pid=made.pane_pid,
+                        pid_create_time=started.create_time,
+                        started_at=utcnow(),
+                    ),
+                )
+        except exc.AmuxError:
+            raise  # each failure above left the record and tmux as it says
         except BaseException:
             if spawned is not None:
                 self._kill_quietly(backend, spawned.session_id)
-                self._fail_start(sid, "start was interrupted", None)
+            else:
+                # Stopped while tmux was making the session: it may exist, unreported.
+                self._kill_leftover(backend, sid, store_id)
+            self._fail_start(sid, "start was interrupted", None)
             raise
-        running = self.store.update(
-            sid,
-            lambda s: s.transition(
-                Status.RUNNING,
-                tmux_socket=spawned.socket_path or s.tmux_socket,
-                tmux_session=spawned.session_name,
-                tmux_session_id=spawned.session_id,
-                pane_id=spawned.pane_id,
-                pid=spawned.pane_pid,
-                pid_create_time=started.create_time,
-                started_at=utcnow(),
-            ),
-        )
         if not rec.is_alive(running, procs.facts(spawned.pane_pid)):
             self._failed_at_once(running, prepared.redact)
         return running
+
+    def _kill_leftover(self, backend: TmuxBackend, sid: str, store_id: str) -> None:
+        """Kill the session an interrupted start may have made: found by its name AND
+        both tags, so a session this start did not make is never touched."""
+        with contextlib.suppress(exc.AmuxError):
+            pane = backend.list_live().panes.get(tmux_session_name(sid))
+            if pane is not None and pane.owner_id == sid and pane.store_id == store_id:
+                self._kill_quietly(backend, pane.session_id)
 
     def _failed_at_once(self, running: Session, redact: Redactor) -> None:
         """The agent is already gone as ``start`` returns: record how it ended, and if it
@@ -478,6 +498,7 @@ class Manager:
                 text = self.backend_for(running).capture(running.pane_id, 20)
             last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
         why = ended.error or f"agent exited with status {ended.exit_code}"
+        last = redact(last)  # before it is cut: a cut secret is no longer one to mask
         said = f' (last line: "{last[:200]}")' if last else ""
         raise exc.SessionStartFailed(running.id, redact(f"{why}, at once{said}"))
 
@@ -514,6 +535,11 @@ class Manager:
                     self.store.delete(sid)
                 raise
             why = redact(str(err))
+            if "command too long" in why:
+                why += (
+                    f" (the project's path, {len(os.fsencode(self.store.root))} bytes, is "
+                    "too long for one tmux command)"
+                )
             if "duplicate session" in why:
                 why += (
                     f" (tmux already has a session named {tmux_session_name(sid)} that this "
@@ -1238,7 +1264,7 @@ class Manager:
                 continue
             with contextlib.suppress(exc.LockTimeout), self.store.lock(sid, 0):
                 for path in paths:
-                    with contextlib.suppress(FileNotFoundError):
+                    with contextlib.suppress(OSError):  # gone, or not ours to remove (a dir)
                         path.unlink()
 
     def reconcile(

@@ -96,6 +96,7 @@ _NO_SERVER = re.compile(
 _UNREACHABLE = re.compile(
     r"^(?:no server running on |error connecting to |lost server|server exited unexpectedly)"
 )
+_SERVER_LEAVING = re.compile(r"^(?:server exited unexpectedly|lost server)")
 _TOKEN = re.compile(r"[A-Za-z0-9_@%$=:.,/+-]+")
 _WORD = re.compile(r"[A-Za-z0-9-]+")
 #: tmux binaries whose version passed :meth:`TmuxBackend.check_version` in this process.
@@ -484,6 +485,11 @@ class TmuxBackend:
             server is not an empty one, and callers must not act as if it were.
         """
         result = self.cmd("list-panes", "-a", "-F", _LIVE_FORMAT)
+        if result.returncode != 0 and _SERVER_LEAVING.match(_first(result.stderr)):
+            # We reached a server on its way out (its last session was just killed):
+            # asked again, it is gone ("no server") or it answers.
+            time.sleep(0.05)
+            result = self.cmd("list-panes", "-a", "-F", _LIVE_FORMAT)
         if result.returncode != 0:
             detail = "\n".join(result.stderr)
             if _NO_SERVER.search(detail):

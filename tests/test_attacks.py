@@ -182,6 +182,19 @@ def test_reconcile_remove_cleans_the_fifos_of_a_killed_start(cli: Cli) -> None:
     assert sorted(p.name for p in run_dir.iterdir()) == [], describe(cleanup)
 
 
+def test_something_odd_in_the_run_directory_does_not_stop_reconcile(cli: Cli) -> None:
+    """A directory (or a file) named like a launch FIFO: reconcile still does its work;
+    what is not a file it may remove is left."""
+    live = cli.start(*agent_command())
+    run_dir = cli.root / ".amux" / "run"
+    (run_dir / "abcdef1234-deadbeef.spec.fifo").mkdir()
+    (run_dir / "abcdef1234-deadbeef.status.fifo").write_text("x")
+    out = cli.run("reconcile", "--remove", "--grace", "0")
+    assert out.stderr == "", describe(out)
+    assert [p.name for p in run_dir.iterdir()] == ["abcdef1234-deadbeef.spec.fifo"]
+    assert [r["id"] for r in cli.json("ls")] == [live]
+
+
 # --- bad input is a usage error, not an internal one -------------------------------------
 
 

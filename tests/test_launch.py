@@ -166,6 +166,7 @@ def test_exec_success_hands_over_argv_cwd_and_environment(
     assert seen["cwd"] == str(cwd)
     expected = {k: v for k, v in spec_env.items() if k not in ("TMUX", "TMUX_PANE")}
     expected.update(PANE_ENV)
+    expected["PWD"] = str(cwd)  # as a shell sets it for a program it starts there
     assert seen["env"] == expected
     # Neither FIFO stays open in the agent.
     assert not [fd for fd in seen["fds"] if str(run_dir) in fd], seen["fds"]
@@ -245,6 +246,19 @@ def test_no_launcher_times_out_and_leaves_nothing(run_dir: pathlib.Path) -> None
         handoff.close()
     handoff.close()  # idempotent
     assert list(run_dir.iterdir()) == []
+
+
+def test_a_launcher_that_stops_reading_does_not_hang_start(run_dir: pathlib.Path) -> None:
+    """A spec past the pipe's buffer, a reader that never reads: send gives up in time."""
+    with launch.Handoff(run_dir, "stalled") as handoff:
+        reader = os.open(handoff.spec_path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(launch.LaunchFailed, match="stopped reading"):
+                handoff.send(["x"], "/bin/true", "/", {"BIG": "x" * 300_000}, timeout=0.5)
+            assert time.monotonic() - t0 < 5
+        finally:
+            os.close(reader)
 
 
 def test_the_launcher_gives_up_without_a_writer(
@@ -328,6 +342,7 @@ BAD_SPECS = [
     BadSpec("argv-empty", GOOD.replace(b"\x002\x00", b"\x000\x00")),
     BadSpec("argv-count-past-the-end", GOOD.replace(b"\x002\x00", b"\x009\x00")),
     BadSpec("argv-count-not-a-number", GOOD.replace(b"\x002\x00", b"\x00-2\x00")),
+    BadSpec("argv-count-not-ascii", GOOD.replace(b"\x002\x00", "\x00\u0662\x00".encode())),
     BadSpec("env-without-equals", GOOD + b"NOEQUALS\0"),
     BadSpec("env-empty-name", GOOD + b"=value\0"),
     BadSpec("exe-empty", GOOD.replace(b"/usr/bin/touch", b"")),
@@ -418,4 +433,4 @@ def test_a_large_spec_goes_through(
         proc = _launcher(launchers, handoff.spec_path)
         handoff.send(_probe(), sys.executable, str(tmp_path), env, timeout=15)
     out, _ = proc.communicate(timeout=15)
-    assert json.loads(out)["env"] == {**env, **PANE_ENV}
+    assert json.loads(out)["env"] == {**env, **PANE_ENV, "PWD": str(tmp_path)}

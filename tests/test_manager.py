@@ -16,7 +16,7 @@ import pytest
 
 from amux_tmux import exc
 from amux_tmux.manager import Manager, Observed, StartSpec
-from amux_tmux.model import Session, Status, format_time
+from amux_tmux.model import ProcessFacts, Session, Status, format_time
 from amux_tmux.store import FileStore, Query
 from amux_tmux.tmux import Live
 from tests.conftest import agent_command, backdate, make_record, owned_session, wait_until
@@ -269,6 +269,22 @@ def test_start_failure_marks_record_failed(
     assert "duplicate session" in record.error
 
 
+def _agent_ends_before_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make start's check on its agent (after the hand-over) wait until the agent ended."""
+    from amux_tmux import procs
+
+    real = procs.facts
+    checks: list[int] = []
+
+    def facts_once_ended(pid: int) -> ProcessFacts:
+        checks.append(pid)
+        if len(checks) > 1:
+            wait_until(lambda: real(pid).create_time is None or real(pid).zombie)
+        return real(pid)
+
+    monkeypatch.setattr(procs, "facts", facts_once_ended)
+
+
 class AtOnce(NamedTuple):
     test_id: str
     script: str
@@ -289,18 +305,7 @@ def test_an_agent_that_ends_before_start_returns(
 ) -> None:
     """An agent already gone when start checks on it: a failure is start's failure (its
     status and last line said), the record ended either way; exit 0 is no failure."""
-    from amux_tmux import procs
-
-    real = procs.facts
-    checks: list[int] = []
-
-    def facts_once_ended(pid: int) -> object:
-        checks.append(pid)
-        if len(checks) > 1:  # the check after the hand-over: let the agent finish first
-            wait_until(lambda: real(pid).create_time is None or real(pid).zombie)
-        return real(pid)
-
-    monkeypatch.setattr(procs, "facts", facts_once_ended)
+    _agent_ends_before_the_check(monkeypatch)
     spec = StartSpec(command=["sh", "-c", case.script])
     if case.fails:
         with pytest.raises(exc.SessionStartFailed) as err:
@@ -313,6 +318,84 @@ def test_an_agent_that_ends_before_start_returns(
         manager.start(spec)
     [record] = store.list(Query(include_ended=True)).sessions
     assert record.status is case.status
+
+
+class Leak(NamedTuple):
+    test_id: str
+    pad: int
+    given: str  # how the agent got the secret
+
+
+LEAKS = [
+    Leak("cut-across-the-secret-given-with-e", 180, "-e"),
+    Leak("whole-secret-given-with-e", 20, "-e"),
+    Leak("inherited-from-the-caller", 20, "inherited"),
+]
+
+
+@pytest.mark.parametrize("case", LEAKS, ids=lambda c: c.test_id)
+def test_the_last_line_of_an_agent_that_failed_shows_no_secret(
+    manager: Manager, monkeypatch: pytest.MonkeyPatch, case: Leak
+) -> None:
+    """The line quoted from the agent is masked before it is cut to length, and values
+    the agent inherited under secret names are masked too."""
+    secret = "correct-horse-battery-staple-9876543210"
+    _agent_ends_before_the_check(monkeypatch)
+    script = f'echo "{"x" * case.pad} $DB_PASSWORD"; exit 3'
+    env = {"DB_PASSWORD": secret} if case.given == "-e" else {}
+    caller = {**os.environ, "DB_PASSWORD": secret} if case.given == "inherited" else {}
+    spec = StartSpec(command=["sh", "-c", script], environment=env, caller_environment=caller)
+    with pytest.raises(exc.SessionStartFailed) as err:
+        manager.start(spec)
+    message = str(err.value)
+    assert "xxxxxxxxxx" in message  # the oracle: the line is quoted
+    assert not any(secret[:n] in message for n in range(8, len(secret) + 1)), message
+
+
+class Interrupt(NamedTuple):
+    test_id: str
+    when: str
+
+
+INTERRUPTS = [
+    Interrupt("while-tmux-makes-the-session", "new_session"),
+    Interrupt("before-running-is-written", "running"),
+]
+
+
+@pytest.mark.parametrize("case", INTERRUPTS, ids=lambda c: c.test_id)
+def test_an_interrupted_start_leaves_no_agent(
+    manager: Manager,
+    store: FileStore,
+    monkeypatch: pytest.MonkeyPatch,
+    tmux_cli: TmuxCli,
+    case: Interrupt,
+) -> None:
+    """Ctrl-C after tmux made the session but before start learnt of it, or before the
+    'running' write: the session goes, the record is failed."""
+    if case.when == "new_session":
+        real_new = manager.backend.new_session
+
+        def made_then_interrupted(*args: object, **kwargs: object) -> object:
+            real_new(*args, **kwargs)  # type: ignore[arg-type]
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(manager.backend, "new_session", made_then_interrupted)
+    else:
+        real_update = store.update
+
+        def interrupted_on_running(sid: str, change: Callable[[Session], Session]) -> Session:
+            if change(store.get(sid)).status is Status.RUNNING:
+                raise KeyboardInterrupt
+            return real_update(sid, change)
+
+        monkeypatch.setattr(store, "update", interrupted_on_running)
+    with pytest.raises(KeyboardInterrupt):
+        _start(manager)
+    monkeypatch.undo()
+    [record] = store.list(Query(include_ended=True)).sessions
+    assert (record.status, record.error) == (Status.FAILED, "start was interrupted")
+    assert tmux_cli("list-sessions", "-F", "#{session_name}").stdout == ""
 
 
 def test_exec_failure_fails_the_start(

@@ -349,6 +349,20 @@ def test_only_no_server_is_an_empty_listing(tmp_path: pathlib.Path, case: Messag
     assert err.value.exit_code == 5
 
 
+def test_a_server_on_its_way_out_is_asked_again(tmp_path: pathlib.Path) -> None:
+    """Its last session just killed, the server exits as we ask: asked again, it is
+    gone (an empty listing, as after any exit), not an error."""
+    count = tmp_path / "count"
+    fake = _fake_tmux(
+        tmp_path / "bin",
+        f'echo x >> {count}\n[ "$(wc -l < {count})" -eq 1 ] && '
+        "{ echo 'server exited unexpectedly' >&2; exit 1; }\n"
+        "echo 'no server running on /tmp/x' >&2\nexit 1",
+    )
+    assert TmuxBackend("s", tmux_bin=fake).list_live().no_server is True
+    assert count.read_text().count("x") == 2
+
+
 @pytest.mark.parametrize("case", [m for m in MESSAGES if m.stderr], ids=lambda c: c.test_id)
 def test_new_session_on_an_unreachable_server_is_tmux_unavailable(
     tmp_path: pathlib.Path, case: Message

@@ -28,16 +28,22 @@ class GlobalArgs(argparse.Namespace):
     log_level: str | None = None
 
 
-def find_root(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path:
+def find_root(explicit: str | None, environ: Mapping[str, str], cwd: Path | None = None) -> Path:
     """Return the project root: ``--root``, ``$AMUX_ROOT``, the nearest ancestor of
-    ``cwd`` holding ``.amux/``, else ``cwd`` itself."""
-    chosen = explicit or environ.get("AMUX_ROOT")
-    if chosen:
-        root = Path(chosen).expanduser().resolve()
-        if root.exists() and not root.is_dir():
-            raise exc.UsageError(f"the project root {root} is not a directory")
-        return root
-    here = cwd.resolve()
+    ``cwd`` (default: the current directory) holding ``.amux/``, else ``cwd`` itself."""
+    try:
+        chosen = explicit or environ.get("AMUX_ROOT")
+        if chosen:
+            root = Path(chosen).expanduser().resolve()
+            if root.exists() and not root.is_dir():
+                raise exc.UsageError(f"the project root {root} is not a directory")
+            return root
+        here = (cwd or Path.cwd()).resolve()
+    except FileNotFoundError:  # getcwd() of a directory that was removed
+        raise exc.UsageError(
+            "the current directory no longer exists: cd elsewhere, or give --root as an "
+            "absolute path"
+        ) from None
     for candidate in (here, *here.parents):
         if (candidate / AMUX_DIR).is_dir():
             return candidate
@@ -54,14 +60,14 @@ def socket_name(args: GlobalArgs, environ: Mapping[str, str]) -> str:
 def make_store(args: GlobalArgs) -> FileStore:
     """Build the store alone, for ``mark``: a hook runs it on every agent event, and the
     manager's tmux and reconcile machinery would cost it a third of its time."""
-    return FileStore(find_root(args.root, os.environ, Path.cwd()))
+    return FileStore(find_root(args.root, os.environ))
 
 
 def make_manager(args: GlobalArgs) -> Manager:
     """Build the manager for this invocation."""
     from amux_tmux.manager import open_manager
 
-    root = find_root(args.root, os.environ, Path.cwd())
+    root = find_root(args.root, os.environ)
     socket = socket_name(args, os.environ)
     manager = open_manager(root, socket=socket, environ=os.environ)
     log.debug("store %s, tmux socket %s", root / AMUX_DIR, manager.backend.socket_path)

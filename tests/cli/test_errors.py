@@ -244,6 +244,28 @@ def test_start_in_a_missing_root_exits_2(cli: Cli, tmp_path: pathlib.Path) -> No
     assert not (tmp_path / "no").exists()
 
 
+def test_a_current_directory_that_was_removed(cli: Cli, tmp_path: pathlib.Path) -> None:
+    """With --root the command works; without, one line says what to do (exit 2)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    base = [sys.executable, "-m", "amux_tmux", "--socket", cli.socket]
+    script = (
+        "import os, subprocess, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+        "sys.exit(subprocess.run(sys.argv[2:]).returncode)"
+    )
+
+    def run_in_gone(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, str(gone), *base, *args],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    assert run_in_gone("--root", str(cli.root), "ls").returncode == 0
+    gone.mkdir()
+    line = assert_one_line_error(run_in_gone("ls"), 2)
+    assert "current directory no longer exists" in line
+
+
 def test_list_does_not_import_libtmux(cli: Cli) -> None:
     """ls without --live must not pay for libtmux; checked in the real interpreter."""
     sid = cli.start(*agent_command())
