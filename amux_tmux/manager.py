@@ -901,7 +901,10 @@ class Manager:
                 continue
             if facts.zombie and not rec.pid_reused(s, facts):
                 known = procs.zombie_exit(s.pid)
-                if known is not None:
+                # A hang-up is how an agent dies when its tmux server goes (kill-server,
+                # a crash): not its own failure. tmux is asked; if the server is gone,
+                # the record becomes orphaned, and `recover` brings the agent back.
+                if known is not None and not _hung_up(known):
                     self._record_exit(s, known)
                     continue
             gone.append(s)
@@ -1448,6 +1451,12 @@ def _relister(
     manager: Manager, backend: TmuxBackend, records: Sequence[Session]
 ) -> Callable[[], dict[str, LivePane]]:
     return lambda: manager._listing(backend, records)
+
+
+def _hung_up(known: tuple[int | None, int | None]) -> bool:
+    """Whether an exit was by SIGHUP (or a shell's report of it, status 129)."""
+    code, sig = known
+    return sig == signal.SIGHUP or code == 128 + signal.SIGHUP
 
 
 def _with_zombie_exits(backend: TmuxBackend, live: Live) -> dict[str, LivePane]:

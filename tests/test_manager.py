@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import os
 import pathlib
+import subprocess
 import time
 from collections.abc import Callable
 from subprocess import CompletedProcess
@@ -14,7 +15,7 @@ from typing import NamedTuple
 
 import pytest
 
-from amux_tmux import exc
+from amux_tmux import exc, procs
 from amux_tmux.manager import Manager, Observed, StartSpec
 from amux_tmux.model import ProcessFacts, Session, Status, format_time
 from amux_tmux.store import FileStore, Query
@@ -271,8 +272,6 @@ def test_start_failure_marks_record_failed(
 
 def _agent_ends_before_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make start's check on its agent (after the hand-over) wait until the agent ended."""
-    from amux_tmux import procs
-
     real = procs.facts
     checks: list[int] = []
 
@@ -529,6 +528,37 @@ def test_a_dead_pane_without_its_status_yet_is_not_judged_failed(
     monkeypatch.setattr(manager.backend, "list_live", lambda: Live({pane.session_name: reaped}))
     final = manager.look(session.id).session
     assert (final.status, final.exit_code) == (Status.COMPLETED, 0)
+
+
+class Zombie(NamedTuple):
+    test_id: str
+    script: str
+    status: Status
+
+
+ZOMBIES = [
+    Zombie("hung-up-by-a-dying-server", "kill -HUP $$", Status.RUNNING),
+    Zombie("a-shell-reporting-a-hang-up", "exit 129", Status.RUNNING),
+    Zombie("its-own-failure", "exit 3", Status.FAILED),
+]
+
+
+@pytest.mark.parametrize("case", ZOMBIES, ids=lambda c: c.test_id)
+def test_plain_ls_records_an_unreaped_exit_unless_it_was_a_hang_up(
+    manager: Manager, store: FileStore, case: Zombie
+) -> None:
+    """The agent is a zombie nobody reaped (its tmux server is going away): its exit is
+    recorded at once, but a hang-up is the server's going, not the agent's failure."""
+    child = subprocess.Popen(["sh", "-c", case.script])  # never waited for: a zombie
+    try:
+        wait_until(lambda: procs.facts(child.pid).zombie, what="the zombie")
+        created = procs.facts(child.pid).create_time
+        make_record(store, "zomb01", manager.backend.socket_path, pid=child.pid,
+                    pid_create_time=created)  # fmt: skip
+        manager.listing(Query(include_ended=True))
+        assert store.get("zomb01").status is case.status
+    finally:
+        child.wait()
 
 
 def test_stop_of_an_interrupted_start(
