@@ -20,11 +20,11 @@ DEFAULT_HEIGHT = 24
 
 _TOKEN = re.compile(
     r"([^\x00-\x1f\x7f-\x9f]+)"  # 1: text
-    r"|(?:\x1b\[|\x9b)([0-?]*)[ -/]*([@-~])"  # 2, 3: CSI parameters and final byte
+    r"|(?:\x1b\[|\x9b)([0-?]*)([ -/]*)([@-~])"  # 2, 3, 4: CSI parameters, final
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (titles, hyperlinks): nothing shown
     r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC
-    r"|\x1b([ -/]*[0-~])"  # 4: two-byte escapes
-    r"|([\x00-\x1f\x7f-\x9f])"  # 5: a control character (a lone ESC too)
+    r"|\x1b([ -/]*[0-~])"  # 5: two-byte escapes
+    r"|([\x00-\x1f\x7f-\x9f])"  # 6: a control character (a lone ESC too)
 )
 #: An escape sequence cut off at the end of what was read so far.
 _UNFINISHED = re.compile(
@@ -72,12 +72,13 @@ class Screen:
             run = m.group(1)
             if run is not None:
                 self._put(run)
-            elif m.group(3) is not None:
-                self._csi(m.group(2), m.group(3))
-            elif m.group(5) is not None:
-                self._control(m.group(5))
             elif m.group(4) is not None:
-                self._escape(m.group(4))
+                if not m.group(3):  # with intermediates (cursor style...): nothing shown
+                    self._csi(m.group(2), m.group(4))
+            elif m.group(6) is not None:
+                self._control(m.group(6))
+            elif m.group(5) is not None:
+                self._escape(m.group(5))
 
     def _put(self, run: str) -> None:
         if not run.isascii():
@@ -120,7 +121,9 @@ class Screen:
     def _csi(self, params: str, final: str) -> None:
         if final == "m":
             return  # colours: most of what a TUI sends
-        if params.startswith("?"):
+        if params[:1] in ("<", "=", ">", "?"):
+            # Private modes; of them only the alternate screen changes what is shown.
+            # (ESC [<u and ESC [>1u are the kitty keyboard protocol, not restore-cursor.)
             if final in "hl" and set(params.split(";")) & _ALT_SCREEN:
                 self._alternate(final == "h")
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import NamedTuple
 
 import pytest
@@ -61,6 +62,13 @@ SHOWN = [
     ),
     Shown("c1-csi", "abc\x9b2Kz\r\n", ["   z"]),
     Shown("controls-are-ignored", "a\x07b\x00c\x7f\r\n", ["abc"]),
+    # kitty keyboard protocol (Claude Code sends them): not restore-cursor
+    Shown(
+        "private-csi-u-is-not-restore",
+        f"ab{ESC}7\r\ncd{ESC}[<u{ESC}[>1u{ESC}[>4;2mef\r\n",
+        ["ab", "cdef"],
+    ),
+    Shown("cursor-style-is-not-restore", f"ab{ESC}7\r\ncd{ESC}[2 qef\r\n", ["ab", "cdef"]),
 ]  # fmt: skip
 
 
@@ -114,3 +122,37 @@ def test_a_huge_redrawn_log_renders_in_reasonable_time() -> None:
     """A status line redrawn 100,000 times (an agent's spinner) is still one row."""
     frames = "".join(f"\r{ESC}[2K{ESC}[33m⠋ working {i}{ESC}[0m" for i in range(100_000))
     assert render(frames + "\r\ndone\r\n") == ["⠋ working 99999", "done"]
+
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def _real(name: str) -> str:
+    return (DATA / name).read_bytes().decode("utf-8", "replace")
+
+
+def test_a_real_claude_code_session_renders_as_tmux_showed_it() -> None:
+    """The log of Claude Code 2.1.197 (four prompts, a permission prompt answered), as
+    piped by tmux, against tmux's own capture-pane of the same moment."""
+    expected = _real("claude-code-2.1.197.capture.txt").split("\n")
+    expected = [row.rstrip() for row in expected]
+    while expected and not expected[-1]:
+        expected.pop()
+    assert render(_real("claude-code-2.1.197.at-capture.log")) == expected
+
+
+@pytest.mark.parametrize("chunk", [4096, 65536])
+def test_following_a_real_claude_code_session_gives_what_logs_gives(chunk: int) -> None:
+    """-f (rows as they become final, then the rest at the end) shows what logs shows
+    after the session ended: every reply once, the exit message after the input box."""
+    data = _real("claude-code-2.1.197.log")
+    screen = Screen()
+    followed: list[str] = []
+    for i in range(0, len(data), chunk):
+        screen.feed(data[i : i + chunk])
+        followed += screen.final_rows()
+    followed += screen.rest()
+    shown = render(data)
+    assert followed == shown
+    assert sum("FAKE-REPLY" in row for row in shown) == 4
+    assert shown[-2] == "Resume this session with:"
