@@ -46,7 +46,7 @@ from amux_tmux.secrets import (
     mask_environment,
     split_environment,
 )
-from amux_tmux.store import FileStore, Problem, Query, SessionStore
+from amux_tmux.store import FileStore, Problem, Query, SessionStore, without_gc
 from amux_tmux.tmux import (
     DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
@@ -1364,6 +1364,7 @@ __all__ = [
     "Redactor",
     "StartSpec",
     "open_manager",
+    "without_gc",
 ]
 
 

@@ -44,7 +44,7 @@ import yaml  # noqa: E402
 from amux_tmux.manager import Manager, Policy, StartSpec  # noqa: E402
 from amux_tmux.model import Session, Status, format_time, generate_id  # noqa: E402
 from amux_tmux.procs import create_time  # noqa: E402
-from amux_tmux.store import FileStore, Query, codec  # noqa: E402
+from amux_tmux.store import FileStore, Query, codec, without_gc  # noqa: E402
 from amux_tmux.tmux import socket_path_for  # noqa: E402
 
 try:
@@ -254,8 +254,10 @@ def peak_mib(fn: Callable[[], object]) -> float:
 
 
 def our_list(root: Path, query: Query | None = None) -> list[dict[str, object]]:
-    """What `ls --json` needs: a new store (a new process), the records as plain data."""
-    return [s.to_dict() for s in FileStore(root).list(query).sessions]
+    """What `ls --json` needs: a new store (a new process), the records as plain data,
+    with the cycle collector paused as `ls` pauses it."""
+    with without_gc():
+        return [s.to_dict() for s in FileStore(root).list(query).sessions]
 
 
 def floor_list(directory: Path, limit: int | None = None) -> list[object]:

@@ -7,7 +7,7 @@ import argparse
 from amux_tmux import exc
 from amux_tmux.cli.context import GlobalArgs, make_manager
 from amux_tmux.cli.output import age, command_text, record_json, stream_json_list, table, warn
-from amux_tmux.manager import Query
+from amux_tmux.manager import Query, without_gc
 from amux_tmux.model import Status
 
 EXAMPLES = """examples:
@@ -51,6 +51,11 @@ def create_list_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 def command_list(args: ListArgs) -> int:
     """Print the table (or a JSON array of records); bad records are warnings."""
+    with without_gc():  # the listing is made once and printed: see without_gc
+        return _list(args)
+
+
+def _list(args: ListArgs) -> int:
     if (args.limit is not None and args.limit < 0) or args.offset < 0:
         raise exc.UsageError("--limit and --offset take whole numbers >= 0")
     statuses = {Status(s) for s in args.status} if args.status else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 import stat
@@ -527,3 +528,14 @@ def test_large_environment_value_is_written_quickly(fstore: FileStore) -> None:
     elapsed = time.perf_counter() - started
     assert fstore.get("abc").environment["BLOB"] == value
     assert elapsed < 0.25, f"create took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector-on", "collector-off"])
+def test_list_leaves_the_cycle_collector_as_it_found_it(store: FileStore, enabled: bool) -> None:
+    """list pauses the collector while it builds records, and only that long."""
+    (gc.enable if enabled else gc.disable)()
+    try:
+        store.list()
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
