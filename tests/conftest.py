@@ -16,6 +16,7 @@ from amux_tmux.store import FileStore
 from amux_tmux.tmux import socket_path_for
 from tests.helpers import (  # re-exported for older imports
     AGENT,
+    Cli,
     agent_command,
     backdate,
     kill_server,
@@ -114,8 +115,20 @@ def manager(store: FileStore, socket_name: str) -> Manager:
 
 @pytest.fixture
 def tmux_cli(socket_name: str) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run raw tmux on the test socket (an oracle independent of amux_tmux.tmux)."""
-    return tmux_runner(socket_path_for(socket_name))
+    """Run raw tmux on the test socket (an oracle independent of amux_tmux.tmux). Its
+    directory is made first: with ``-S`` tmux does not create it, and fails with exit
+    status 0 when it is missing."""
+    path = socket_path_for(socket_name)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    return tmux_runner(path)
+
+
+@pytest.fixture
+def cli(tmp_path: pathlib.Path, socket_name: str) -> Cli:
+    """The CLI on a fresh project root and this test's private socket."""
+    root = tmp_path / "project"
+    root.mkdir()
+    return Cli(root, socket_name)
 
 
 _socket_counter = itertools.count()

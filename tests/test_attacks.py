@@ -20,7 +20,6 @@ import psutil
 import pytest
 
 from amux_tmux.model import Status
-from amux_tmux.tmux import socket_path_for
 from tests.helpers import (
     Cli,
     agent_command,
@@ -29,27 +28,11 @@ from tests.helpers import (
     kill_server,
     make_record,
     owned_session,
-    tmux_runner,
     wait_until,
 )
 
 TIMEOUT = 15.0
 TmuxCli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def tmux_cli(socket_name: str) -> TmuxCli:
-    """Raw tmux on the test's socket, its directory made first (``-S`` does not)."""
-    path = socket_path_for(socket_name)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    return tmux_runner(path)
-
-
-@pytest.fixture
-def cli(tmp_path: pathlib.Path, socket_name: str) -> Cli:
-    root = tmp_path / "project"
-    root.mkdir()
-    return Cli(root, socket_name)
 
 
 def _session_ids(tmux_cli: TmuxCli) -> dict[str, str]:

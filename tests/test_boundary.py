@@ -41,29 +41,11 @@ from tests.helpers import (
     make_record,
     owned_session,
     procs_holding,
-    tmux_runner,
     wait_until,
 )
 
 TIMEOUT = 15.0
 TmuxCli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def tmux_cli(socket_name: str) -> TmuxCli:
-    """Raw tmux on the test's socket (the oracle). Its directory is made first: with
-    ``-S`` tmux does not create it, and fails with exit status 0 when it is missing."""
-    path = socket_path_for(socket_name)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    return tmux_runner(path)
-
-
-@pytest.fixture
-def cli(tmp_path: pathlib.Path, socket_name: str) -> Cli:
-    """The CLI on a fresh project root and this test's private socket."""
-    root = tmp_path / "project"
-    root.mkdir()
-    return Cli(root, socket_name)
 
 
 def _reports(cli: Cli, sid: str, *prefixes: str) -> dict[str, Any]:

@@ -31,21 +31,12 @@ from amux_tmux.tmux import (
     socket_of_tmux_env,
     socket_path_for,
 )
-from tests.helpers import AGENT, kill_server, tmux_runner, wait_until
+from tests.helpers import AGENT, kill_server, wait_until
 
 TmuxCli = Callable[..., CompletedProcess[str]]
 SLEEP = ("sleep", "600")
 STORE = "s0re1d"
 TIMEOUT = 15.0
-
-
-@pytest.fixture
-def tmux_cli(socket_name: str) -> TmuxCli:
-    """Raw tmux on the test's socket (the oracle). Its directory is made first: with
-    ``-S`` tmux does not create it, and fails with exit status 0 when it is missing."""
-    path = socket_path_for(socket_name)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    return tmux_runner(path)
 
 
 @pytest.fixture
