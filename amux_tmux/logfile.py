@@ -3,8 +3,8 @@
 The pane's output reaches the log through tmux's ``pipe-pane`` (see
 :mod:`amux_tmux.logpipe`), which ends in :func:`write`: a loop that needs only the
 standard library, so the process that lives beside every agent stays small. This module
-also reads logs back for ``logs`` and ``logs -f``, with terminal escapes removed unless
-raw bytes are asked for.
+also reads logs back for ``logs`` and ``logs -f``, replayed on a virtual terminal
+(:mod:`amux_tmux.screen`) unless raw bytes are asked for.
 
 Run as a file (``python -I -S logfile.py --write PATH MAX_BYTES``) it is that loop.
 """
@@ -30,20 +30,6 @@ _CHUNK = 65536
 def log_path(root: Path, session_id: str) -> Path:
     """Return where the output of session ``session_id`` of the store at ``root`` goes."""
     return root / ".amux" / "logs" / f"{session_id}.log"
-
-
-def plain(text: str) -> str:
-    """Return terminal output as the text a person saw (see :mod:`amux_tmux.screen`).
-
-    >>> plain("\\x1b[1mbold\\x1b[0m\\r\\n50%\\r100%\\r\\n")
-    'bold\\n100%\\n'
-    """
-    from amux_tmux.screen import Screen  # not for the writer, which runs beside every agent
-
-    screen = Screen()
-    screen.feed(text)
-    rows = screen.rows()
-    return "\n".join(rows) + ("\n" if rows and screen.ends_a_line() else "")
 
 
 def read(path: Path, lines: int | None = None, raw: bool = False) -> str | None:

@@ -257,10 +257,6 @@ class Screen:
         rows = self._main[0] + self._rows if self._main is not None else self._rows
         return _trimmed(rows)
 
-    def ends_a_line(self) -> bool:
-        """Whether the cursor sits below the last row written (the output ended a line)."""
-        return self._main is None and self._y >= len(_trimmed(self._rows))
-
     def final_rows(self) -> list[str]:
         """Rows no longer expected to change, not given before (for ``logs -f``).
 

@@ -18,7 +18,7 @@ from tests.helpers import wait_until
 TIMEOUT = 15.0
 
 
-# --- plain text --------------------------------------------------------------------------
+# --- what logs shows -----------------------------------------------------------------------
 
 
 class Plain(NamedTuple):
@@ -41,14 +41,16 @@ PLAIN = [
     Plain("trailing-carriage-returns", "kept\r\r\n", "kept\n"),
     Plain("controls-as-a-terminal-does", "a\x07b\x08c\td\x00e\x7f\n", "ac      de\n"),
     Plain("non-ascii", "é€ 漢字\n", "é€ 漢字\n"),
-    Plain("no-final-newline", "partial", "partial"),
+    Plain("no-final-newline", "partial", "partial\n"),
 ]
 
 
 @pytest.mark.parametrize("case", PLAIN, ids=lambda c: c.test_id)
-def test_plain(case: Plain) -> None:
-    """Terminal output becomes the lines a person would read."""
-    assert logfile.plain(case.raw) == case.expected
+def test_plain(tmp_path: pathlib.Path, case: Plain) -> None:
+    """Terminal output in a log reads back as the lines a person would read."""
+    log = tmp_path / "x.log"
+    log.write_text(case.raw)
+    assert logfile.read(log) == case.expected
 
 
 # --- the writer ---------------------------------------------------------------------------
